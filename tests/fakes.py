@@ -1,0 +1,46 @@
+"""Test doubles: a deterministic tagger that needs no weights.
+
+It is a stand-in for the model in pipeline tests (ingest, segmentation, corpus files,
+CLI); the real model is tested in tests/models/ and the slow suite.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from models.labels import LabelSchema, load_label_schema
+from pipeline.tag import SentencePrediction
+
+
+class HashTagger:
+    """Labels from a hash of the text: stable across runs and processes."""
+
+    def __init__(self, model_ref: str = "hash-tagger@0.0.1") -> None:
+        self._ref = model_ref
+        self._schema = load_label_schema()
+        self.calls = 0
+        self.sentences_seen = 0
+
+    @property
+    def model_ref(self) -> str:
+        return self._ref
+
+    @property
+    def schema(self) -> LabelSchema:
+        return self._schema
+
+    def predict(self, texts: Sequence[str]) -> list[SentencePrediction]:
+        self.calls += 1
+        self.sentences_seen += len(texts)
+        out = []
+        for text in texts:
+            h = hashlib.sha256(text.encode()).digest()
+            raw = [h[0] + 1, h[1] + 1, h[2] + 1]
+            probs = {label: round(v / sum(raw), 6) for label, v in zip(self._schema.stance_labels, raw)}
+            emo = {label: round(h[3 + i] / 255, 6) for i, label in enumerate(self._schema.emotion_labels)}
+            affect = round(h[9] / 255, 6)
+            out.append(SentencePrediction(
+                stance=max(probs, key=probs.__getitem__), stance_probs=probs,
+                emotions=[k for k, v in emo.items() if v > 0.8], emotion_probs=emo,
+                affect_focus=affect > 0.5, affect_focus_prob=affect))
+        return out

@@ -20,6 +20,7 @@ from pipeline.schema import Sentence, Transcript
 FILLERS = frozenset({"um", "uh", "er", "erm", "em", "ah", "eh", "hm", "hmm", "mm", "mmm", "uhm", "umm", "uh-huh"})
 WORD = re.compile(r"[\w'’-]+")
 MARKUP_COMPONENT = "epistance_markup"
+UNSURE_REGION = re.compile(r"<UNSURE>.*?</UNSURE>", re.DOTALL)
 
 
 class SegmentConfig(BaseModel):
@@ -39,17 +40,27 @@ def _register_markup_component() -> None:
 
     @Language.component(MARKUP_COMPONENT)
     def merge_markup(doc):  # type: ignore[no-untyped-def]
+        found = [(m.start(), m.end()) for m in MARKUP_PATTERN.finditer(doc.text)]
         spans = []
-        for match in MARKUP_PATTERN.finditer(doc.text):
-            span = doc.char_span(match.start(), match.end(), alignment_mode="expand")
+        for start, end in found:
+            span = doc.char_span(start, end, alignment_mode="expand")
             if span is not None and (not spans or span.start >= spans[-1].end):
                 spans.append(span)
         with doc.retokenize() as retokenizer:
             for span in spans:
                 retokenizer.merge(span)
-        for token in doc[1:]:
-            if MARKUP_PATTERN.fullmatch(token.text):
-                token.is_sent_start = False
+        protected = found + [(m.start(), m.end()) for m in UNSURE_REGION.finditer(doc.text)]
+        for start, end in protected:
+            span = doc.char_span(start, end, alignment_mode="expand")
+            if span is None or not len(span):
+                continue
+            first, last = span[0], span[-1]
+            for token in span:
+                if token.i > 0:
+                    token.is_sent_start = False  # markup ends the sentence it follows...
+            follows_sentence_end = first.i > 0 and first.nbor(-1).text in {".", "?", "!"}
+            if last.i + 1 < len(doc) and not follows_sentence_end:
+                doc[last.i + 1].is_sent_start = False  # ...and never cuts one in two
         return doc
 
 

@@ -14,12 +14,14 @@ from pipeline.errors import MalformedInputError
 from pipeline.schema import RawTurn
 
 TIMESTAMP = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
-# A label: up to four words, each capitalised, upper case or with digits ("Dr Okafor",
-# "P03", "NURSE", "Interviewer"), then ":" or a spaced dash. Timestamps are not labels.
+# A label: up to four capitalised words ("Dr Okafor", "P03", "NURSE", "Interviewer") then
+# ":", or an upper-case label ("INT", "R1") then a spaced dash. The dash form is kept to
+# upper case so a heading like "Interview 2 - transcript" is not taken for a speaker.
+_WORDS = r"(?:[A-Z][\w.'’-]*|\d+[A-Za-z]\w*)(?:\s(?:[A-Z][\w.'’-]*|\d+)){0,3}"
+_UPPER = r"[A-Z][A-Z0-9]*(?:\s[A-Z0-9]+){0,2}"
 DEFAULT_LABEL_PATTERN = (
     rf"^\s*(?:\[?(?P<time>{TIMESTAMP})\]?\s*)?"
-    r"(?P<speaker>(?:[A-Z][\w.'’-]*|\d+[A-Za-z]\w*)(?:\s(?:[A-Z][\w.'’-]*|\d+)){0,3})"
-    r"\s*(?::|\s[-–—]\s)\s*(?P<text>.*)$"
+    rf"(?:(?P<speaker>{_WORDS})\s*:|(?P<speaker_dash>{_UPPER})\s[-–—])\s*(?P<text>.*)$"
 )
 TIMESTAMP_LINE = re.compile(rf"^\s*\[?(?P<time>{TIMESTAMP})\]?\s*$")
 
@@ -34,7 +36,10 @@ def parse_timestamp(value: str) -> float:
 
 def turns_from_lines(lines: Iterable[tuple[str, str]], path: Path, label_pattern: str = DEFAULT_LABEL_PATTERN,
                      place_kind: str = "line") -> list[RawTurn]:
-    """`lines` yields (place, text) pairs: the place names the line for error messages."""
+    """`lines` yields (place, text) pairs: the place names the line for error messages.
+
+    A custom `label_pattern` needs named groups `speaker` and `text` (optionally `time`).
+    """
     pattern = re.compile(label_pattern)
     turns: list[dict] = []
     pending_time: float | None = None
@@ -48,10 +53,12 @@ def turns_from_lines(lines: Iterable[tuple[str, str]], path: Path, label_pattern
             pending_time = parse_timestamp(time_only.group("time"))
             continue
         match = pattern.match(line)
-        if match and match.group("speaker") and not re.fullmatch(TIMESTAMP, match.group("speaker")):
-            time = match.groupdict().get("time")
+        groups = match.groupdict() if match else {}
+        speaker = groups.get("speaker") or groups.get("speaker_dash")
+        if match and speaker and not re.fullmatch(TIMESTAMP, speaker):
+            time = groups.get("time")
             turns.append({
-                "speaker": match.group("speaker").strip(),
+                "speaker": speaker.strip(),
                 "text": match.group("text").strip(),
                 "start_time": parse_timestamp(time) if time else pending_time,
                 "source_place": f"{place_kind} {place}".strip(),

@@ -32,6 +32,11 @@ def _speaker_and_text(raw: str) -> tuple[str, str]:
     return UNKNOWN_SPEAKER, text
 
 
+def _seconds(stamp: str) -> float:
+    hours, minutes, seconds = stamp.replace(",", ".").split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
 def read_subtitles(path: Path, data: bytes, transcript_id: str, kind: str) -> RawTranscript:
     import webvtt
 
@@ -44,7 +49,14 @@ def read_subtitles(path: Path, data: bytes, transcript_id: str, kind: str) -> Ra
                                   where=f"line {line}" if line else None,
                                   hint=f"check the file is a {kind.upper()} export") from None
     turns: list[dict] = []
-    skipped = 0
+    # webvtt-py drops cues whose timing line it cannot parse: count them as skipped so
+    # parsed + skipped always equals the cues in the file.
+    timing_lines = sum(1 for line in text.split("\n") if "-->" in line)
+    malformed = max(0, timing_lines - len(captions))
+    if malformed and not len(captions):
+        raise MalformedInputError(f"none of the {timing_lines} cue timings could be read", path=path,
+                                  hint="timings look like 00:01:02.500 --> 00:01:04.000")
+    skipped = malformed
     for number, caption in enumerate(captions, start=1):
         speaker, cue_text = _speaker_and_text(caption.raw_text)
         if not cue_text:
@@ -52,10 +64,10 @@ def read_subtitles(path: Path, data: bytes, transcript_id: str, kind: str) -> Ra
             continue
         if turns and turns[-1]["speaker"] == speaker:
             turns[-1]["text"] += " " + cue_text
-            turns[-1]["end_time"] = caption.end_in_seconds
+            turns[-1]["end_time"] = _seconds(caption.end)
         else:
-            turns.append({"speaker": speaker, "text": cue_text, "start_time": caption.start_in_seconds,
-                          "end_time": caption.end_in_seconds, "source_place": f"cue {number}"})
+            turns.append({"speaker": speaker, "text": cue_text, "start_time": _seconds(caption.start),
+                          "end_time": _seconds(caption.end), "source_place": f"cue {number}"})
     if not turns:
         raise EmptyInputError(f"the {kind.upper()} file has no cues with text", path=path,
                               where=f"{skipped} empty cues", hint="check the export step")

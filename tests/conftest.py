@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from pipeline.config import RunConfig  # noqa: E402
+from pipeline.segment import Segmenter  # noqa: E402
+from tests.fakes import HashTagger  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+PRIMOCK = SHARED_DATA / "primock57" / "transcripts"
+SAMPLES = REPO / "data_samples"
+
+
+@pytest.fixture(scope="session")
+def segmenter() -> Segmenter:
+    return Segmenter()
+
+
+@pytest.fixture()
+def tagger() -> HashTagger:
+    return HashTagger()
+
+
+@pytest.fixture()
+def run_config() -> RunConfig:
+    return RunConfig()
+
+
+def primock_or_skip() -> Path:
+    if not PRIMOCK.is_dir():
+        pytest.skip("../shared/data/primock57 is not beside this checkout")
+    return PRIMOCK

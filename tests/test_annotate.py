@@ -1,0 +1,181 @@
+"""The corpus run: outputs, incremental reruns, rejected inputs, verify, lock, permissions."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from spacy.tokens import DocBin
+import spacy
+
+from pipeline.annotate import annotate_corpus
+from pipeline.config import RunConfig
+from pipeline.corpus_io import read_manifest, read_sentences, verify_corpus
+from pipeline.errors import CorpusLockedError
+from pipeline.ingest.metadata import SpeakerTable, load_speaker_table
+from pipeline.lock import corpus_lock
+from pipeline.segment import Segmenter
+from pipeline.tag import LoadedTagger
+from tests.fakes import HashTagger
+
+INTERVIEW_A = """Interviewer: How do you work with peer workers?
+P01: When I was first admitted I didn't sleep for a week. [pause] It felt like nobody was listening.
+Interviewer: Mm-hm.
+P01: The trials show peer support reduces readmissions. Um. I always check the care plan.
+"""
+INTERVIEW_B = """Interviewer: What does your day look like?
+NURSE: Every referral goes through the duty team first. I was so proud of her when she got the flat.
+"""
+SIDECAR = "transcript,speaker,role,profession\n*,Interviewer,interviewer,researcher\nint_a,P01,participant,peer worker\nint_b,NURSE,participant,nurse\n"
+
+
+@pytest.fixture()
+def corpus_in(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "int_a.txt").write_text(INTERVIEW_A)
+    (folder / "int_b.txt").write_text(INTERVIEW_B)
+    (tmp_path / "speakers.csv").write_text(SIDECAR)
+    return folder
+
+
+def run(inputs: Path, out: Path, segmenter: Segmenter, tagger: HashTagger | None = None, sidecar: Path | None = None):  # type: ignore[no-untyped-def]
+    speakers = load_speaker_table(sidecar) if sidecar else SpeakerTable()
+    return annotate_corpus([inputs], out, RunConfig(), LoadedTagger(tagger or HashTagger()), speakers,
+                           segmenter=segmenter)
+
+
+def data_files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "run.json"}
+
+
+def test_outputs_rows_offsets_and_roles(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
+    out = tmp_path / "out"
+    summary = run(corpus_in, out, segmenter, sidecar=tmp_path / "speakers.csv")
+    assert summary.transcripts_processed == 2 and summary.transcripts_failed == 0
+    rows = list(read_sentences(out))
+    assert [r.sentence_id for r in rows][:2] == ["int_a/t0000/s000", "int_a/t0001/s000"]
+    interviewer = [r for r in rows if r.role == "interviewer"]
+    assert interviewer and all(r.stance is None and not r.tagged for r in interviewer)
+    peer = [r for r in rows if r.speaker_id == "P01"]
+    assert all(r.attributes == {"profession": "peer worker"} and r.stance in {"objective", "experiential", "none"}
+               for r in peer)
+    assert "[pause]" in " ".join(r.text for r in peer)
+    assert not any(r.text.strip(". ") == "Um" for r in rows)
+    # parquet carries the same rows, typed
+    table = pq.read_table(out / "sentences.parquet")
+    assert table.num_rows == len(rows)
+    assert table.schema.field("stance_probs").type.key_type == "string"
+    # the DocBin holds one doc per turn with sentences and span groups
+    docs = list(DocBin().from_bytes((out / "docs.spacy").read_bytes()).get_docs(spacy.blank("en").vocab))
+    assert len(docs) == summary.turns
+    assert sum(len(d.spans["stance"]) for d in docs) == summary.sentences_tagged
+    run_record = json.loads((out / "run.json").read_text())
+    assert run_record["sentences_tagged"] == summary.sentences_tagged
+    assert verify_corpus(out) == []
+
+
+def test_rerun_tags_nothing_and_writes_the_same_bytes(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
+    out = tmp_path / "out"
+    run(corpus_in, out, segmenter)
+    before = data_files(out)
+    tagger = HashTagger()
+    summary = run(corpus_in, out, segmenter, tagger)
+    assert summary.sentences_tagged == 0 and summary.transcripts_skipped == 2
+    assert tagger.calls == 0
+    assert data_files(out) == before
+
+
+def test_changed_file_is_redone_alone(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
+    out = tmp_path / "out"
+    sidecar = tmp_path / "speakers.csv"
+    run(corpus_in, out, segmenter, sidecar=sidecar)
+    (corpus_in / "int_b.txt").write_text(INTERVIEW_B + "NURSE: One more thing about the rota.\n")
+    tagger = HashTagger()
+    summary = run(corpus_in, out, segmenter, tagger, sidecar=sidecar)
+    assert (summary.transcripts_processed, summary.transcripts_skipped) == (1, 1)
+    assert tagger.sentences_seen == 3  # the nurse's sentences; the interviewer's are not tagged
+
+
+def test_renamed_unchanged_file_is_not_redone(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
+    out = tmp_path / "out"
+    run(corpus_in, out, segmenter)
+    (corpus_in / "int_b.txt").rename(corpus_in / "int_c.txt")
+    tagger = HashTagger()
+    summary = run(corpus_in, out, segmenter, tagger)
+    assert tagger.calls == 0 and summary.transcripts_processed == 0
+    assert {r.transcript_id for r in read_sentences(out)} == {"int_a", "int_c"}
+
+
+def test_a_new_model_redoes_everything(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
+    out = tmp_path / "out"
+    run(corpus_in, out, segmenter)
+    summary = run(corpus_in, out, segmenter, HashTagger("hash-tagger@0.0.2"))
+    assert summary.transcripts_processed == 2
+    manifest = read_manifest(out)
+    assert manifest is not None and manifest.model == "hash-tagger@0.0.2"
+
+
+def test_bad_inputs_are_listed_and_the_rest_finishes(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
+    (corpus_in / "empty.txt").write_bytes(b"")
+    (corpus_in / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (corpus_in / "broken.docx").write_bytes(b"PK\x03\x04garbage")
+    (corpus_in / "nocues.vtt").write_text("WEBVTT\n\n")
+    (corpus_in / "cp.txt").write_bytes(b"A: caf\xe9 \x81\n")
+    out = tmp_path / "out"
+    summary = run(corpus_in, out, segmenter)
+    assert summary.transcripts_processed == 2
+    codes = {r["transcript_id"]: r["code"] for r in summary.rejected}
+    assert codes == {"empty": "E101", "image": "E102", "broken": "E107", "nocues": "E101", "cp": "E103"}
+    manifest = read_manifest(out)
+    assert manifest is not None
+    assert {e.transcript_id: e.status for e in manifest.inputs}["image"] == "rejected"
+    assert not any(p.name.startswith(".tmp-") for p in out.rglob("*"))
+
+
+def test_verify_reports_altered_missing_and_unlisted(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
+    out = tmp_path / "out"
+    run(corpus_in, out, segmenter)
+    with open(out / "sentences.jsonl", "ab") as handle:
+        handle.write(b"\n")
+    (out / "docs.spacy").unlink()
+    (out / "stray.txt").write_text("x")
+    problems = verify_corpus(out)
+    assert any("sentences.jsonl" in p for p in problems)
+    assert any("docs.spacy: missing" in p for p in problems)
+    assert any("stray.txt" in p for p in problems)
+
+
+def test_second_run_on_a_locked_folder_fails_fast(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with corpus_lock(out):
+        with pytest.raises(CorpusLockedError) as info:
+            with corpus_lock(out):
+                pass
+        assert str(os.getpid()) in str(info.value)
+    with corpus_lock(out):  # released: taken again
+        pass
+
+
+def test_outputs_are_private(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
+    out = tmp_path / "out"
+    run(corpus_in, out, segmenter)
+    for path in [out, *out.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if path.name == "lock":
+            continue
+        assert mode == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_same_output_from_another_working_directory(corpus_in: Path, tmp_path: Path, segmenter: Segmenter,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = tmp_path / "o1", tmp_path / "o2"
+    run(corpus_in, first, segmenter)
+    monkeypatch.chdir(tmp_path)
+    run(corpus_in, second, segmenter)
+    assert data_files(first)["sentences.jsonl"] == data_files(second)["sentences.jsonl"]
+    assert data_files(first)["sentences.parquet"] == data_files(second)["sentences.parquet"]

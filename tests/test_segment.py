@@ -1,0 +1,74 @@
+"""Sentence segmentation: markup, fillers, long turns, exact offsets, real PriMock57 turns."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.ingest import discover_inputs, read_unit
+from pipeline.ingest.metadata import SpeakerTable
+from pipeline.segment import Segmenter, segment_transcript
+from tests.conftest import primock_or_skip
+
+
+def sentences(segmenter: Segmenter, text: str) -> list[str]:
+    (offsets,) = list(segmenter.sentence_offsets([text]))
+    return [text[a:b] for a, b in offsets]
+
+
+def test_bracketed_markup_never_splits_a_sentence(segmenter: Segmenter) -> None:
+    text = "I was on the ward [inaudible] and then, you know, it was awful. We called the duty team."
+    assert sentences(segmenter, text) == [
+        "I was on the ward [inaudible] and then, you know, it was awful.", "We called the duty team."]
+
+
+@pytest.mark.parametrize("markup", ["[laughs]", "[crosstalk 00:12]", "<UNSURE>Hello how</UNSURE>", "<UNIN/>", "(inaudible)"])
+def test_markup_stays_whole(segmenter: Segmenter, markup: str) -> None:
+    text = f"And I thought {markup} well that is that. Anyway the guidance says so."
+    found = sentences(segmenter, text)
+    assert any(markup in s for s in found), found
+    assert len(found) == 2
+
+
+def test_fillers_do_not_become_sentences(segmenter: Segmenter) -> None:
+    found = sentences(segmenter, "Um. I was on the ward. Uh. So we called the team. Erm.")
+    assert all(s.split()[0].rstrip(".,") not in {"Um", "Uh", "Erm"} or len(s.split()) > 1 for s in found)
+    assert not any(s.strip(". ") in {"Um", "Uh", "Erm"} for s in found)
+    assert "".join(found).replace(" ", "") == "Um.Iwasontheward.Uh.Sowecalledtheteam.Erm."
+
+
+def test_backchannel_turn_is_kept(segmenter: Segmenter) -> None:
+    assert sentences(segmenter, "Mm-hm.") == ["Mm-hm."]
+    assert sentences(segmenter, "Um.") == ["Um."]
+
+
+def test_very_long_turn_is_chunked_not_truncated(segmenter: Segmenter) -> None:
+    text = " ".join(f"This is sentence number {i} about the ward." for i in range(2000))  # ~90k chars
+    found = sentences(segmenter, text)
+    assert len(found) == 2000
+    assert found[-1] == "This is sentence number 1999 about the ward."
+
+
+def test_unicode_oddities_keep_offsets(segmenter: Segmenter) -> None:
+    text = "I felt\u200b fine\u00a0today 😊. \u200fShe said \u05e9\u05dc\u05d5\u05dd. Done."
+    (offsets,) = list(segmenter.sentence_offsets([text]))
+    assert all(0 <= a < b <= len(text) for a, b in offsets)
+    assert offsets == sorted(offsets)
+
+
+def test_primock57_turns_round_trip_and_segment_sensibly(segmenter: Segmenter) -> None:
+    units = discover_inputs([primock_or_skip()])[:3]
+    total = 0
+    for unit in units:
+        transcript = read_unit(unit, SpeakerTable())
+        turns = {t.turn_id: t for t in transcript.turns}
+        found = segment_transcript(transcript, segmenter, tag_roles=("unknown",))
+        for s in found:
+            assert turns[s.turn_id].text[s.start:s.end] == s.text
+            assert s.text == s.text.strip() and s.text
+            assert s.text.count("<UNSURE>") == s.text.count("</UNSURE>")  # a tag pair is never cut
+        total += len(found)
+        # every non-space character of every turn lands in exactly one sentence
+        for turn in transcript.turns:
+            mine = sorted((s.start, s.end) for s in found if s.turn_id == turn.turn_id)
+            covered = "".join(turn.text[a:b] for a, b in mine)
+            assert covered.replace(" ", "") == turn.text.replace(" ", "").replace("\n", "")
+    assert total > 300

@@ -23,7 +23,7 @@ from pipeline.errors import PipelineError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Discourse analysis of clinical interviews: stance, emotions and affect focus per sentence.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # error lines stay whole: paths are copied from them
 out = Console()
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -34,10 +34,10 @@ def _fail(error: PipelineError) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
-def _tagger_source(model: str | None):  # type: ignore[no-untyped-def]
-    from models.registry import RegistryTaggerSource
+def _tagger_source(model: str | None, batch_size: int = 64):  # type: ignore[no-untyped-def]
+    from pipeline.tagger_source import RegistryTaggerSource
 
-    return RegistryTaggerSource(model)
+    return RegistryTaggerSource(model, batch_size=batch_size)
 
 
 @app.callback()
@@ -63,7 +63,7 @@ def annotate(
         if model:
             run_config = run_config.model_copy(update={"tag": run_config.tag.model_copy(update={"model": model})})
         speakers = load_speaker_table(metadata)
-        source = _tagger_source(run_config.tag.model)
+        source = _tagger_source(run_config.tag.model, run_config.tag.batch_size)
     except PipelineError as error:
         _fail(error)
     with Progress(TextColumn("[bold]annotating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -95,7 +95,7 @@ def _print_summary(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-d
     table.add_row("time", f"{summary.duration_s:.1f} s")
     out.print(table)
     for rejected in summary.rejected:
-        out.print(f"[yellow]rejected[/yellow] {rejected['error']}")
+        out.print(f"[yellow]rejected[/yellow] {rejected['error']}", soft_wrap=True)
 
 
 @app.command()
@@ -122,7 +122,7 @@ def tag(
             except ValueError:
                 problems.append(f"{input_file}, line {number}: expected an object with 'id' and a string 'text'")
     try:
-        tagger = _tagger_source(model).load()
+        tagger = _tagger_source(model, batch_size).load()
     except PipelineError as error:
         _fail(error)
     predictions = tag_texts(tagger, (r["text"] for r in rows), batch_size)
@@ -153,3 +153,42 @@ def verify(corpus: Annotated[Path, typer.Argument(help="An annotated corpus fold
     if problems:
         raise typer.Exit(EXIT_REJECTED)
     out.print(f"{corpus}: all files match the manifest")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option(help="Training config TOML.")] = Path("configs/train/default.toml"),
+    output: Annotated[Optional[Path], typer.Option("--out", help="Model folder (default: its registry slot).")] = None,
+) -> None:
+    """Fine-tune the tagger (seeded, early stopping and calibration on dev) into a model folder."""
+    from models import commands
+    from models.errors import ModelError
+
+    try:
+        folder = commands.train(config, output)
+    except (ModelError, ValueError, FileNotFoundError) as error:
+        console.print(f"[red]error[/red] {error}")
+        raise typer.Exit(EXIT_USAGE) from None
+    out.print(f"model written to {folder}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Optional[str], typer.Argument(help="Model id@version, id@latest or a model folder.")] = None,
+    data: Annotated[str, typer.Option(help="indomain-test | indomain-dev | goemotions-test | goemotions-dev | a file.")]
+    = "indomain-test",
+    output: Annotated[Optional[Path], typer.Option("--out", help="Also write the metrics as JSON.")] = None,
+) -> None:
+    """Score a model on held-out data: macro-F1, per-class P/R/F1, confusion matrices, calibration."""
+    from models import commands
+    from models.errors import ModelError
+
+    try:
+        commands.evaluate(model, data, output=output)
+    except (ModelError, ValueError, FileNotFoundError) as error:
+        console.print(f"[red]error[/red] {error}")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+if __name__ == "__main__":
+    app()

@@ -7,9 +7,7 @@ match case-insensitively with whitespace folded.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -38,11 +36,6 @@ class SpeakerTable(BaseModel):
             return Speaker(speaker_id=speaker, role="unknown", known=False)
         attributes = {k: v for k, v in row.items() if k not in REQUIRED and v != ""}
         return Speaker(speaker_id=speaker, role=row["role"], attributes=attributes)  # type: ignore[arg-type]
-
-    def rows_for(self, transcript_id: str) -> str:
-        """A stable digest of the rows that can apply to one transcript (for recompute keys)."""
-        relevant = {"*": self.rows.get("*", {}), transcript_id: self.rows.get(transcript_id, {})}
-        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _validate(records: list[dict], path: Path, place: str) -> SpeakerTable:

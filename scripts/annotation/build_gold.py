@@ -1,0 +1,91 @@
+"""Build data/annotation/gold.jsonl from the pool, the annotators' labels and adjudication.
+
+- gold label = the first annotator's label, replaced by the adjudicated label where one exists;
+- split = models.data.assign_split(transcript): whole transcripts go to one split;
+- agreement (Cohen's kappa per layer) is computed on the double-labelled items from the
+  two independent first-pass labels, before any adjudication, and written to
+  data/annotation/agreement.json.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import sys
+from pathlib import Path
+
+from sklearn.metrics import cohen_kappa_score
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from models.data import assign_split  # noqa: E402
+
+ANNOTATION = REPO / "data" / "annotation"
+EMOTIONS = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def main() -> None:
+    pool = {}
+    for path in sorted((ANNOTATION / "pool").glob("batch*.jsonl")):
+        for item in read_jsonl(path):
+            pool[item["item_id"]] = item
+    first, annotator_of = {}, {}
+    for path in sorted((ANNOTATION / "labels").glob("batch*_annotator*.jsonl")):
+        annotator = path.stem.split("_")[-1]
+        for row in read_jsonl(path):
+            first[row["item_id"]] = row
+            annotator_of[row["item_id"]] = annotator
+    second = {}
+    for path in sorted((ANNOTATION / "labels").glob("double*_annotator*.jsonl")):
+        for row in read_jsonl(path):
+            second[row["item_id"]] = row
+    adjudicated = {}
+    for path in sorted(ANNOTATION.glob("adjudication*.jsonl")):
+        for row in read_jsonl(path):
+            adjudicated[row["item_id"]] = row
+    missing = sorted(set(pool) - set(first))
+    if missing:
+        raise SystemExit(f"{len(missing)} pool items have no label yet, e.g. {missing[:3]}")
+
+    both = sorted(set(second) & set(first))
+    agreement = {"items": len(both), "note": "two independent first-pass annotations, before adjudication"}
+    if both:
+        agreement["stance_kappa"] = round(cohen_kappa_score([first[i]["stance"] for i in both],
+                                                            [second[i]["stance"] for i in both]), 3)
+        agreement["affect_focus_kappa"] = round(cohen_kappa_score([first[i]["affect_focus"] for i in both],
+                                                                  [second[i]["affect_focus"] for i in both]), 3)
+        agreement["any_emotion_kappa"] = round(cohen_kappa_score([bool(first[i]["emotions"]) for i in both],
+                                                                 [bool(second[i]["emotions"]) for i in both]), 3)
+        agreement["emotion_kappa"] = {
+            e: round(cohen_kappa_score([e in first[i]["emotions"] for i in both], [e in second[i]["emotions"] for i in both]), 3)
+            for e in EMOTIONS}
+        agreement["stance_percent_agreement"] = round(sum(first[i]["stance"] == second[i]["stance"] for i in both) / len(both), 3)
+
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    with open(ANNOTATION / "gold.jsonl", "w", encoding="utf-8") as out:
+        for item_id in sorted(pool):
+            item, label = pool[item_id], adjudicated.get(item_id, first[item_id])
+            split = assign_split(item["transcript"])
+            record = {
+                "id": item_id, "text": item["sentence"], "source": item["source"], "transcript": item["transcript"],
+                "speaker": item["speaker"], "split": split, "stance": label["stance"],
+                "emotions": sorted(label["emotions"]), "affect_focus": bool(label["affect_focus"]),
+                "annotator": annotator_of[item_id], "adjudicated": item_id in adjudicated,
+            }
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            counts[split][f"stance={record['stance']}"] += 1
+            counts[split]["affect_focus=yes"] += record["affect_focus"]
+            counts[split]["any_emotion"] += bool(record["emotions"])
+            counts[split]["sentences"] += 1
+            counts["all"][f"source={item['source']}"] += 1
+    summary = {"agreement": agreement, "adjudicated_items": len(adjudicated),
+               "counts": {k: dict(sorted(v.items())) for k, v in sorted(counts.items())}}
+    (ANNOTATION / "agreement.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

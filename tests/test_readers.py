@@ -262,3 +262,11 @@ def test_errors_never_carry_text(tmp_path: Path) -> None:
         with pytest.raises(PipelineError) as info:
             raw(write(tmp_path, name, content))
         assert secret not in str(info.value)
+
+
+def test_csv_with_doubled_quotes_and_other_delimiters(tmp_path: Path) -> None:
+    path = write(tmp_path, "q.csv", 'speaker,text,start,end\nP4,"She said, ""I was safer on the ward."" Then left.",1.5,2\n')
+    (turn,) = raw(path).turns
+    assert turn.text == 'She said, "I was safer on the ward." Then left.' and turn.start_time == 1.5
+    path = write(tmp_path, "t.tsv", "speaker\ttext\nA\tone, two\n")
+    assert raw(path).turns[0].text == "one, two"

@@ -41,11 +41,11 @@ def _turn(row: dict, path: Path, place: str) -> RawTurn | None:
 
 def read_csv_table(path: Path, data: bytes, transcript_id: str) -> RawTranscript:
     text, encoding = decode_text(data, path)
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    # The delimiter is read off the header line; csv.Sniffer guesses quoting from the
+    # body and gets doubled quotes ("") wrong, so it is not used.
+    header = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=header.count)
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     turns, skipped = [], 0
     try:
         for number, row in enumerate(reader, start=2):

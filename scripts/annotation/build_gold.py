@@ -27,6 +27,24 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _agreement(first: dict, second: dict) -> dict:
+    """Cohen's kappa per layer between two independent first-pass annotations."""
+    both = sorted(set(second) & set(first))
+    result: dict = {"items": len(both), "note": "two independent first-pass annotations, before adjudication"}
+    if not both:
+        return result
+
+    def kappa(get) -> float:  # type: ignore[no-untyped-def]
+        return round(cohen_kappa_score([get(first[i]) for i in both], [get(second[i]) for i in both]), 3)
+
+    result["stance_kappa"] = kappa(lambda r: r["stance"])
+    result["stance_percent_agreement"] = round(sum(first[i]["stance"] == second[i]["stance"] for i in both) / len(both), 3)
+    result["affect_focus_kappa"] = kappa(lambda r: r["affect_focus"])
+    result["any_emotion_kappa"] = kappa(lambda r: bool(r["emotions"]))
+    result["emotion_kappa"] = {e: kappa(lambda r, e=e: e in r["emotions"]) for e in EMOTIONS}
+    return result
+
+
 def main() -> None:
     pool = {}
     for path in sorted((ANNOTATION / "pool").glob("batch*.jsonl")):
@@ -38,10 +56,9 @@ def main() -> None:
         for row in read_jsonl(path):
             first[row["item_id"]] = row
             annotator_of[row["item_id"]] = annotator
-    second = {}
+    double_sets = {}
     for path in sorted((ANNOTATION / "labels").glob("double*_annotator*.jsonl")):
-        for row in read_jsonl(path):
-            second[row["item_id"]] = row
+        double_sets[path.stem.rsplit("_", 1)[0]] = {row["item_id"]: row for row in read_jsonl(path)}
     adjudicated = {}
     for path in sorted(ANNOTATION.glob("adjudication*.jsonl")):
         for row in read_jsonl(path):
@@ -50,20 +67,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"{len(missing)} pool items have no label yet, e.g. {missing[:3]}")
 
-    both = sorted(set(second) & set(first))
-    agreement = {"items": len(both), "note": "two independent first-pass annotations, before adjudication"}
-    if both:
-        agreement["stance_kappa"] = round(cohen_kappa_score([first[i]["stance"] for i in both],
-                                                            [second[i]["stance"] for i in both]), 3)
-        agreement["affect_focus_kappa"] = round(cohen_kappa_score([first[i]["affect_focus"] for i in both],
-                                                                  [second[i]["affect_focus"] for i in both]), 3)
-        agreement["any_emotion_kappa"] = round(cohen_kappa_score([bool(first[i]["emotions"]) for i in both],
-                                                                 [bool(second[i]["emotions"]) for i in both]), 3)
-        agreement["emotion_kappa"] = {
-            e: round(cohen_kappa_score([e in first[i]["emotions"] for i in both], [e in second[i]["emotions"] for i in both]), 3)
-            for e in EMOTIONS}
-        agreement["stance_percent_agreement"] = round(sum(first[i]["stance"] == second[i]["stance"] for i in both) / len(both), 3)
-
+    agreement = {name: _agreement(first, second) for name, second in double_sets.items()}
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     with open(ANNOTATION / "gold.jsonl", "w", encoding="utf-8") as out:
         for item_id in sorted(pool):

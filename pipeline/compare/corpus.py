@@ -121,11 +121,12 @@ def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types; none carries text
+    except (OSError, pa.ArrowException) as exc:
         raise CorpusError(f"cannot read Parquet file ({type(exc).__name__})", path=path,
                           hint="rebuild it, or remove it to fall back to sentences.jsonl") from None
     wanted = [c for c in (*REQUIRED, *OPTIONAL) if c in table.column_names]

@@ -65,31 +65,74 @@ def _group_stats(data: LayerData, label: int) -> tuple[np.ndarray, np.ndarray, n
     return clusters, n, events
 
 
+def gee_covariances(beta: np.ndarray, rho: float, cluster: np.ndarray, group: np.ndarray, n: np.ndarray,
+                    y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Robust and bias-reduced (Mancl-DeRouen) sandwich covariances of a cell-means logistic
+    GEE with exchangeable working correlation, from counts per (cluster, group) unit.
+
+    With R^-1 = (I - c 11')/(1 - rho), c = rho / (1 + (m - 1) rho), each cluster's bread
+    B_i and score U_i need only its sentences and positives per group. Mancl-DeRouen
+    replaces r_i by (I - H_ii)^-1 r_i; by Woodbury that turns U_i into B (B - B_i)^-1 U_i,
+    so cov_bc = sum_i (B - B_i)^-1 U_i U_i' (B - B_i)^-1: p x p algebra per cluster, where
+    statsmodels solves an n_i x n_i system (minutes for long interviews). The scale
+    parameter cancels. Raises LinAlgError when a group rests on one cluster.
+    """
+    p = len(beta)
+    clusters, index = np.unique(cluster, return_inverse=True)
+    n_cg = np.zeros((len(clusters), p))
+    y_cg = np.zeros((len(clusters), p))
+    np.add.at(n_cg, (index, group), n)
+    np.add.at(y_cg, (index, group), y)
+    mu = 1 / (1 + np.exp(-beta))
+    v = mu * (1 - mu)
+    sv = np.sqrt(v)
+    m = n_cg.sum(axis=1)
+    c = rho / (1 + (m - 1) * rho)
+    s = n_cg * sv
+    bread_i = (np.einsum("cg,gh->cgh", n_cg * v, np.eye(p)) - c[:, None, None] * s[:, :, None] * s[:, None, :]) \
+        / (1 - rho)
+    t = y_cg - n_cg * mu
+    total = (t / sv).sum(axis=1)
+    score = (t - c[:, None] * s * total[:, None]) / (1 - rho)
+    bread = bread_i.sum(axis=0)
+    inverse = np.linalg.inv(bread)
+    robust = inverse @ (score.T @ score) @ inverse
+    adjusted = np.linalg.solve(bread[None, :, :] - bread_i, score[:, :, None])[:, :, 0]
+    return robust, adjusted.T @ adjusted
+
+
 def fit_gee(data: LayerData, label: int, groups: Sequence[int]) -> CellMeansFit | None:
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
     keep = np.isin(data.group_index, groups)
-    position = {g: i for i, g in enumerate(groups)}
-    g_index = np.array([position[g] for g in data.group_index[keep]])
+    position = np.full(len(data.groups), -1)
+    position[list(groups)] = np.arange(len(groups))
+    g_index = position[data.group_index[keep]]
     exog = np.zeros((keep.sum(), len(groups)))
     exog[np.arange(keep.sum()), g_index] = 1.0
     clusters = data.cluster_index[keep]
+    y = data.y[keep, label]
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            model = sm.GEE(data.y[keep, label], exog, groups=clusters, family=sm.families.Binomial(),
+            model = sm.GEE(y, exog, groups=clusters, family=sm.families.Binomial(),
                            cov_struct=sm.cov_struct.Exchangeable())
-            result = model.fit(cov_type="bias_reduced", maxiter=100)
+            result = model.fit(cov_type="naive", maxiter=100)  # covariance computed below
         except (np.linalg.LinAlgError, ValueError, ZeroDivisionError):
             return None
-    if result is None:
+    if result is None or not np.all(np.isfinite(result.params)):
         return None
     if any(issubclass(w.category, ConvergenceWarning) for w in caught):
         notes.append("GEE convergence warning")
-    cov = np.asarray(result.cov_params())
+    rho = float(np.asarray(model.cov_struct.dep_params))
+    try:
+        _, cov = gee_covariances(np.asarray(result.params), rho, clusters, g_index, np.ones_like(y), y)
+    except np.linalg.LinAlgError:
+        return None
     n_clusters = len(np.unique(clusters))
+    notes.append(f"within-speaker correlation {rho:.2f}")
     return CellMeansFit("gee_exchangeable", tuple(groups), np.asarray(result.params), cov,
                         n_clusters - len(groups), n_clusters, notes)
 
@@ -136,7 +179,10 @@ def _wald_rows(fit: CellMeansFit, data: LayerData, label: int, names: tuple[str,
     quantile = stats.t.ppf(0.975, df)
     for (i, a), (j, b) in combinations(enumerate(fit.groups), 2):
         est = fit.beta[i] - fit.beta[j]
-        se = float(np.sqrt(fit.cov[i, i] + fit.cov[j, j] - 2 * fit.cov[i, j]))
+        variance = float(fit.cov[i, i] + fit.cov[j, j] - 2 * fit.cov[i, j])
+        if not np.isfinite(variance) or variance <= 1e-12:
+            continue  # reported as not tested: degenerate variance (speakers identical)
+        se = float(np.sqrt(variance))
         t_stat = est / se
         notes = list(fit.notes)
         if a in small or b in small:
@@ -168,12 +214,13 @@ def compare_label(data: LayerData, units: Units, label: int, proportions: np.nda
     glmm_groups = [g for g in range(n_groups) if has_both[g]]
 
     def why_not(g: int, method: str) -> str:
+        reasons = []
+        if method == "gee_exchangeable" and g in small:
+            reasons.append(f"'{names[g]}' has {clusters[g]} speaker(s), fewer than {min_speakers}: not tested by GEE")
         if not has_both[g]:
-            return f"'{names[g]}' has {'no' if events[g] == 0 else 'only'} sentences with this label: odds ratio " \
-                   "not estimable"
-        if method == "gee_exchangeable":
-            return f"'{names[g]}' has {clusters[g]} speaker(s), fewer than {min_speakers}: not tested by GEE"
-        return "model could not be fitted"
+            reasons.append(f"'{names[g]}' has {'no' if events[g] == 0 else 'only'} sentences with this label: "
+                           "odds ratio not estimable")
+        return "; ".join(reasons) or "model could not be fitted, or zero variance (speakers identical)"
 
     fits: list[tuple[str, list[int], CellMeansFit | None]] = []
     fits.append(("gee_exchangeable", gee_groups,
@@ -199,7 +246,8 @@ def compare_label(data: LayerData, units: Units, label: int, proportions: np.nda
             if (a, b) in pairs:
                 rows.append(pairs[(a, b)])
                 continue
-            reasons = [why_not(g, method) for g in (a, b) if g not in included] or ["model could not be fitted"]
+            reasons = [why_not(g, method) for g in (a, b) if g not in included] or [
+                "model could not be fitted, or zero variance (speakers identical)"]
             rows.append(InferenceRow(layer=layer, label=label_name, test="pairwise", method=method,  # type: ignore[arg-type]
                                      group_a=names[a], group_b=names[b], note="; ".join(reasons)))
     for a, b in combinations(range(n_groups), 2):
@@ -209,7 +257,7 @@ def compare_label(data: LayerData, units: Units, label: int, proportions: np.nda
         note = "a group has fewer speakers than the minimum: two-stage bootstrap, describes these speakers only" \
             if (a in small or b in small) else ""
         rows.append(InferenceRow(
-            layer=layer, label=label_name, test="pairwise", method="cluster_bootstrap",
+            layer=layer, label=label_name, test="pairwise", method="cluster_bootstrap",  # type: ignore[arg-type]
             group_a=names[a], group_b=names[b], estimate=float(observed), estimate_kind="difference_in_proportions",
             ci_low=float(low), ci_high=float(high), p_value=bootstrap_p_value(diff),
             groups_tested=[names[a], names[b]], n_speakers=int(clusters[a] + clusters[b]), note=note))

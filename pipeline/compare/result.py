@@ -27,10 +27,10 @@ class CompareOptions(_Frozen):
     where: dict[str, str] = Field(default_factory=dict)
     include_interviewers: bool = False
     seed: int = 0
-    n_boot: int = Field(2000, ge=50)
+    n_boot: int = Field(default=2000, ge=50)
     cluster: Literal["speaker", "transcript"] = "speaker"
-    min_speakers: int = Field(3, ge=2, description="groups with fewer speakers are flagged and left out of GEE tests")
-    n_examples: int = Field(3, ge=0)
+    min_speakers: int = Field(default=3, ge=2, description="groups with fewer speakers are flagged and left out of GEE tests")
+    n_examples: int = Field(default=3, ge=0)
     fit_glmm: bool = True
     prefer: Literal["parquet", "jsonl"] = "parquet"
 

@@ -135,14 +135,14 @@ def compare_corpus(corpus_dir: Path, by: list[str], where: dict[str, str] | None
         n_speakers = np.array([len(np.unique(data.speakers[data.group_index == g])) for g in range(len(layer_groups))])
         small = n_units < options.min_speakers
         rng = np.random.default_rng([options.seed, index])
-        result = compute_shares(data, units, n_speakers, small, confusion, options.n_boot, rng, word)
-        shares.extend(result.rows)
-        notes.extend(result.notes)
-        corrected_any |= result.corrected
+        layer_shares = compute_shares(data, units, n_speakers, small, confusion, options.n_boot, rng, word)
+        shares.extend(layer_shares.rows)
+        notes.extend(layer_shares.notes)
+        corrected_any |= layer_shares.corrected
         if np.isnan(data.prob).all():
             notes.append(f"Layer {layer}: no model probabilities stored, so no mean-probability shares.")
         for label in range(len(data.labels)):
-            tests.extend(compare_label(data, units, label, result.proportions[:, :, label], options.min_speakers,
+            tests.extend(compare_label(data, units, label, layer_shares.proportions[:, :, label], options.min_speakers,
                                        options.fit_glmm))
         examples.extend(pick_examples(data, options.n_examples))
         per_layer_speakers[layer] = speaker_shares(data)
@@ -170,10 +170,11 @@ def compare_corpus(corpus_dir: Path, by: list[str], where: dict[str, str] | None
         from pipeline.report import write_report as _write_report
 
         texts = dict(zip(grouped["sentence_id"], grouped["text"], strict=True))
-        files["report"] = _write_report(result.model_copy(update={"files": dict(files)}), out_dir, texts).name
+        report = _write_report(result.model_copy(update={"files": dict(files)}), out_dir, texts)
+        files[report.name] = report.name
     result = result.model_copy(update={"files": dict(files)})
     write_bytes_atomic(out_dir / "result.json", result.model_dump_json(indent=2).encode() + b"\n")
-    files["result"] = "result.json"
+    files["result.json"] = "result.json"
     log.info("comparison written: %d files", len(files))
     return result.model_copy(update={"files": dict(files)})
 

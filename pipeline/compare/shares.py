@@ -31,8 +31,8 @@ def _correction(data: LayerData, confusion: ConfusionMatrices | None) -> tuple[o
     if data.layer == "emotions":
         rates = {label: binary_rates((confusion.emotions or {}).get(label)) for label in data.labels}
         missing = [label for label, r in rates.items() if r is None]
-        notes = [f"emotions without a usable confusion matrix (absent, or tpr - fpr < 0.05): {', '.join(missing)}; "
-                 "their corrected shares are empty"] if missing else []
+        notes = [(f"emotions without a usable confusion matrix (absent, or tpr - fpr < 0.05): {', '.join(missing)}; "
+                  "their corrected shares are empty")] if missing else []
         return (rates if len(missing) < len(rates) else None), notes
     rate = binary_rates(confusion.affect_focus)
     if rate is None:
@@ -100,15 +100,16 @@ def compute_shares(data: LayerData, units: Units, n_speakers: np.ndarray, small:
 
 def speaker_shares(data: LayerData) -> dict[tuple[str, str], tuple[int, dict[str, float]]]:
     """(speaker, group) -> (tagged sentences, share per label) for one layer."""
-    out: dict[tuple[str, str], tuple[int, dict[str, float]]] = {}
-    keys = np.char.add(np.char.add(data.speakers.astype(str), "\x00"), data.group_index.astype(str))
-    unique, inverse = np.unique(keys, return_inverse=True)
+    speakers, speaker_index = np.unique(data.speakers, return_inverse=True)
+    key = speaker_index * len(data.groups) + data.group_index
+    unique, inverse = np.unique(key, return_inverse=True)
     totals = np.bincount(inverse, minlength=len(unique))
     sums = np.zeros((len(unique), len(data.labels)))
     np.add.at(sums, inverse, data.y)
-    for k, key in enumerate(unique):
-        speaker, group = str(key).split("\x00")
-        out[(speaker, data.groups[int(group)])] = (
+    out: dict[tuple[str, str], tuple[int, dict[str, float]]] = {}
+    for k, value in enumerate(unique):
+        speaker, group = divmod(int(value), len(data.groups))
+        out[(str(speakers[speaker]), data.groups[group])] = (
             int(totals[k]), {label: float(sums[k, i] / totals[k]) for i, label in enumerate(data.labels)})
     return out
 

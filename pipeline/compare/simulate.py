@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -115,7 +116,7 @@ def _transcript(rng: np.random.Generator, spec: SimulationSpec, transcript: str,
     n_participant = max(5, int(rng.poisson(spec.sentences_per_speaker)))
     turn = 0
 
-    def add_turn(speaker: str, role: str, sentences: list[tuple[str, dict[str, object]]]) -> None:
+    def add_turn(speaker: str, role: str, sentences: list[tuple[str, dict[str, Any]]]) -> None:
         nonlocal turn
         turn += 1
         turn_id = f"{transcript}/t{turn:04d}"

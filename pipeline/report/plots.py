@@ -3,7 +3,9 @@ saved as PNG and SVG with fixed metadata so reruns give identical files."""
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -13,7 +15,7 @@ from pipeline.atomic import write_bytes_atomic
 from pipeline.compare.result import ComparisonResult, ShareRow
 
 PLOTS = {"stance": "stance_by_group", "emotions": "emotions_by_group", "affect_focus": "affect_focus_by_group"}
-_RC = {"svg.hashsalt": "epistance", "svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
+_RC: Any = {"svg.hashsalt": "epistance", "svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
        "axes.spines.right": False}
 _COLORS = ["#1f77b4", "#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
            "#17becf"]
@@ -65,8 +67,9 @@ def _legend_note(fig: Figure, result: ComparisonResult) -> None:
     if result.corrected:
         parts.append("hollow diamond: misclassification-corrected (ACC) share")
     if any(g.small for g in result.groups):
-        parts.append("(!) fewer than %d speakers" % result.options.min_speakers)
-    fig.text(0.01, 0.01, "; ".join(parts), fontsize=7, color="#444444")
+        parts.append(f"(!) fewer than {result.options.min_speakers} speakers")
+    width_chars = int(fig.get_figwidth() * 17)
+    fig.text(0.01, 0.01, "\n".join(textwrap.wrap("; ".join(parts), width_chars)), fontsize=7, color="#444444")
 
 
 def stance_figure(result: ComparisonResult) -> Figure:
@@ -79,7 +82,7 @@ def stance_figure(result: ComparisonResult) -> Figure:
     np.atleast_1d(axes)[0].set_ylabel("share of tagged sentences")
     fig.suptitle("Stance by group")
     _legend_note(fig, result)
-    fig.get_layout_engine().set(rect=(0, 0.05, 1, 0.95))  # type: ignore[union-attr]
+    fig.get_layout_engine().set(rect=(0, 0.05, 1, 0.95))  # type: ignore[union-attr,call-arg]
     return fig
 
 
@@ -91,7 +94,7 @@ def affect_figure(result: ComparisonResult) -> Figure:
     ax.set_ylabel("share of sentences focused on feelings")
     fig.suptitle("Affect focus by group")
     _legend_note(fig, result)
-    fig.get_layout_engine().set(rect=(0, 0.07, 1, 0.93))  # type: ignore[union-attr]
+    fig.get_layout_engine().set(rect=(0, 0.1, 1, 0.9))  # type: ignore[union-attr,call-arg]
     return fig
 
 
@@ -118,15 +121,15 @@ def emotion_figure(result: ComparisonResult) -> Figure:
             top = max(top, row.ci_high)
         summary = next(g for g in result.groups if g.group == group)
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", color=colors[group], capsize=2, ms=5,
-                    label=f"{group} ({summary.n_speakers} spk{', (!)' if summary.small else ''})")
+                    label=f"{group} ({summary.n_speakers} spk){' (!)' if summary.small else ''}")
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylim(0, min(1.0, top * 1.15))
     ax.set_ylabel("share of tagged sentences")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, frameon=False, loc="upper right")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle("Emotion profile by group (multi-label: shares need not sum to 1)")
     fig.text(0.01, 0.01, "circle + bar: group share with 95% cluster-bootstrap interval", fontsize=7, color="#444444")
-    fig.get_layout_engine().set(rect=(0, 0.05, 1, 0.95))  # type: ignore[union-attr]
+    fig.get_layout_engine().set(rect=(0, 0.05, 1, 0.95))  # type: ignore[union-attr,call-arg]
     return fig
 
 

@@ -27,9 +27,10 @@ h3 { margin-top: 22px; }
 .notes { border-left: 4px solid #888; background: #f4f4f4; padding: 6px 14px; margin: 12px 0; font-size: .92rem; }
 figure { margin: 12px 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: .85rem; color: #555; }
-table { border-collapse: collapse; font-size: .86rem; margin: 8px 0 16px; }
+table { border-collapse: collapse; font-size: .86rem; margin: 8px 0 16px; display: block; overflow-x: auto; max-width: 100%; }
 th, td { border-bottom: 1px solid #e3e3e3; padding: 3px 8px; text-align: right; vertical-align: top; }
 th { background: #f0f0f0; } td.l, th.l { text-align: left; }
+td { white-space: nowrap; } td.wrap { white-space: normal; min-width: 140px; }
 tr.small td { background: #fff7e6; }
 .sig { font-weight: 700; }
 .muted { color: #888; }
@@ -76,14 +77,17 @@ selection: {{ selection }} &middot; options hash <code>{{ options_hash }}</code>
 <h3>Do the groups differ? (omnibus tests)</h3>
 <table>
 <tr><th class="l">label</th><th class="l">method</th><th>statistic</th><th>df</th><th>p</th><th>p (Holm, across labels)</th><th class="l">groups tested / note</th></tr>
-{% for t in section.omnibus %}<tr><td class="l">{{ t.label }}</td><td class="l">{{ t.method }}</td><td>{{ t.statistic }}</td><td>{{ t.df }}</td><td>{{ t.p }}</td><td class="{{ 'sig' if t.sig else '' }}">{{ t.p_holm }}</td><td class="l">{{ t.note }}</td></tr>
+{% for t in section.omnibus %}<tr><td class="l">{{ t.label }}</td><td class="l">{{ t.method }}</td><td>{{ t.statistic }}</td><td>{{ t.df }}</td><td>{{ t.p }}</td><td class="{{ 'sig' if t.sig else '' }}">{{ t.p_holm }}</td><td class="l wrap">{{ t.note }}</td></tr>
 {% endfor %}</table>
 {% endif %}
 {% if section.pairs %}
 <h3>Pairwise contrasts</h3>
+<p class="meta">The GEE odds ratio and its p value are the primary test. Bootstrap p values run too liberal with fewer
+than about ten speakers per group; use the bootstrap difference as the effect size.</p>
+{% if section.small_note %}<p class="meta">{{ section.small_note }}</p>{% endif %}
 <table>
 <tr><th class="l">label</th><th class="l">contrast</th><th>difference in share [95% CI]<br><span class="muted">cluster bootstrap</span></th><th>p (Holm)</th><th>odds ratio [95% CI]<br><span class="muted">GEE, population-averaged</span></th><th>p (Holm)</th><th>odds ratio [95% CI]<br><span class="muted">mixed model, typical speaker</span></th><th>p (Holm)</th><th class="l">notes</th></tr>
-{% for p in section.pairs %}<tr><td class="l">{{ p.label }}</td><td class="l">{{ p.contrast }}</td><td>{{ p.diff }}</td><td class="{{ 'sig' if p.boot_sig else '' }}">{{ p.boot_p }}</td><td>{{ p.gee }}</td><td class="{{ 'sig' if p.gee_sig else '' }}">{{ p.gee_p }}</td><td>{{ p.glmm }}</td><td class="{{ 'sig' if p.glmm_sig else '' }}">{{ p.glmm_p }}</td><td class="l">{{ p.note }}</td></tr>
+{% for p in section.pairs %}<tr><td class="l">{{ p.label }}</td><td class="l">{{ p.group_a }}<br>vs {{ p.group_b }}</td><td>{{ p.diff }}</td><td class="{{ 'sig' if p.boot_sig else '' }}">{{ p.boot_p }}</td><td>{{ p.gee }}</td><td class="{{ 'sig' if p.gee_sig else '' }}">{{ p.gee_p }}</td><td>{{ p.glmm }}</td><td class="{{ 'sig' if p.glmm_sig else '' }}">{{ p.glmm_p }}</td><td class="l wrap">{{ p.note }}</td></tr>
 {% endfor %}</table>
 {% endif %}
 {% endfor %}

@@ -82,3 +82,36 @@ def test_tag_command_keeps_order_and_reports_bad_lines(tmp_path: Path) -> None:
     assert [r["id"] for r in rows] == ["a", 7]
     assert set(rows[0]) == {"id", "stance", "stance_probs", "emotions", "emotion_probs", "affect_focus",
                             "affect_focus_prob"}
+
+
+def test_compare_writes_the_report_and_rejects_bad_filters(tmp_path: Path) -> None:
+    inputs = write_inputs(tmp_path / "in")
+    sidecar = tmp_path / "speakers.csv"
+    sidecar.write_text("transcript,speaker,role,profession\n*,Interviewer,interviewer,researcher\n"
+                       "a,P01,participant,nurse\nb,P02,participant,psychiatrist\n")
+    runner.invoke(cli.app, ["annotate", str(inputs), "--out", str(tmp_path / "out"), "--metadata", str(sidecar),
+                            "--no-prefect"])
+    result = runner.invoke(cli.app, ["compare", str(tmp_path / "out"), "--by", "profession", "--out",
+                                     str(tmp_path / "report"), "--n-boot", "50"])
+    assert result.exit_code == 0, result.output
+    assert "SMALL GROUP" in result.output
+    assert (tmp_path / "report" / "report.html").is_file()
+    bad = runner.invoke(cli.app, ["compare", str(tmp_path / "out"), "--by", "profession", "--out",
+                                  str(tmp_path / "r2"), "--where", "novalue"])
+    assert bad.exit_code == 2 and "key=value" in bad.output
+
+
+def test_model_metrics_become_compare_confusion_matrices() -> None:
+    from pipeline.compare_cli import confusion_from_model_metrics
+
+    metrics = {"indomain_test": {
+        "stance": {"confusion_matrix": {"labels": ["objective", "experiential", "none"],
+                                        "matrix": [[8, 1, 1], [1, 8, 1], [0, 1, 9]]}},
+        "emotions": {"per_label_confusion": {"joy": {"tn": 5, "fp": 1, "fn": 2, "tp": 3}}},
+        "affect_focus": {"confusion": {"tn": 9, "fp": 1, "fn": 1, "tp": 4}}}}
+    converted = confusion_from_model_metrics(metrics)
+    assert converted == {"stance": {"labels": ["objective", "experiential", "none"],
+                                    "confusion": [[8, 1, 1], [1, 8, 1], [0, 1, 9]]},
+                         "emotions": {"joy": {"confusion": [[5, 1], [2, 3]]}},
+                         "affect_focus": {"confusion": [[9, 1], [1, 4]]}}
+    assert confusion_from_model_metrics({}) is None

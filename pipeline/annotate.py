@@ -5,27 +5,53 @@ config hash, code version, which speakers are tagged), never by file names or ti
 transcript's result is cached as a part under its key; the corpus files are then
 assembled from the parts in transcript order, so a rerun, a resumed run and an
 uninterrupted run write the same bytes.
+
+The run is split into small steps so that an orchestrator can call one per transcript
+(pipeline.flows does, one Prefect task per transcript); `annotate_corpus` chains them
+directly:
+
+    begin_run(out_dir)                  under the corpus lock: folders, stale temp files
+    plan_units(inputs)                  discover the transcripts; no model, no parsing
+    annotate_unit(planned, context, ..) hash, read, key; segment and tag only a new key;
+                                        returns a small UnitResult (no text)
+    assemble_corpus(context, results, ..) corpus files, manifest and run.json from parts
+
+Every step passes paths, ids, hashes and counts; transcript text stays in the parts.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from pipeline import __version__
 from pipeline.atomic import ensure_private_dir, remove_stale_temp_files, write_bytes_atomic
 from pipeline.config import RunConfig
-from pipeline.corpus_io import (DOCBIN, RUN_RECORD, SENTENCES_JSONL, SENTENCES_PARQUET, STATE_DIR, InputEntry,
-                                Manifest, SentenceRecord, describe_outputs, write_manifest, write_sentences_jsonl,
-                                write_sentences_parquet)
+from pipeline.corpus_io import (
+    DOCBIN,
+    RUN_RECORD,
+    SENTENCES_JSONL,
+    SENTENCES_PARQUET,
+    STATE_DIR,
+    InputEntry,
+    Manifest,
+    SentenceRecord,
+    describe_outputs,
+    write_manifest,
+    write_sentences_jsonl,
+    write_sentences_parquet,
+)
 from pipeline.docbin import write_docbin
-from pipeline.errors import PipelineError
+from pipeline.errors import CorpusError, PipelineError
 from pipeline.ingest import InputUnit, build_transcript, discover_inputs, read_raw
 from pipeline.ingest.markup import strip_markup
 from pipeline.ingest.metadata import SpeakerTable
@@ -37,6 +63,15 @@ from pipeline.tag import Tagger, TaggerSource, tag_texts
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (transcript_id, done, total)
+PARTS_DIR = "parts"
+
+# OSErrors that may go away when tried again (flaky disk, network file system, a busy
+# file); anything else (missing file, no permission, a directory) is deterministic.
+TRANSIENT_ERRNOS = frozenset(code for code in (
+    errno.EIO, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE,
+    errno.ENETDOWN, errno.ENETUNREACH, errno.ENETRESET, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH,
+    errno.ENOLCK, errno.EDEADLK,
+))
 
 
 class RunSummary(BaseModel):
@@ -57,36 +92,99 @@ class RunSummary(BaseModel):
     emotion_counts: dict[str, int]
     affect_focus_count: int
     rejected: list[dict[str, str]]
+    orchestrator: str = "none"
+    flow_run_id: str | None = None
 
 
-class _Workers:
-    """Segmenter and tagger, loaded on first use so a no-op rerun loads neither."""
+class RunContext(BaseModel):
+    """What every transcript of one run shares: small, serialisable, no text."""
 
-    def __init__(self, config: RunConfig, source: TaggerSource,
-                 segmenter: Segmenter | None = None) -> None:
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    out_dir: Path
+    config: RunConfig
+    model_ref: str
+    schema_ref: str
+    code_version: str = __version__
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.out_dir / STATE_DIR / PARTS_DIR
+
+
+class PlannedUnit(BaseModel):
+    """One transcript to annotate, as `plan_units` found it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit: InputUnit
+    duplicate: bool = False  # another input earlier in the plan has the same transcript id
+
+    @property
+    def transcript_id(self) -> str:
+        return self.unit.transcript_id
+
+
+class UnitResult(BaseModel):
+    """What annotating one transcript returns: its manifest entry and what it cost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entry: InputEntry
+    was_new: bool = False  # segmented and tagged in this call (not a cached part)
+    tagged_now: int = 0  # sentences the model tagged in this call
+
+    @property
+    def transcript_id(self) -> str:
+        return self.entry.transcript_id
+
+
+class Workers:
+    """Segmenter and tagger, loaded on first use so a no-op rerun loads neither.
+
+    One Workers may be shared by threads: model calls are serialised by `lock` (the
+    model already uses every core; reading and writing still overlap).
+    """
+
+    def __init__(self, config: RunConfig, source: TaggerSource, segmenter: Segmenter | None = None) -> None:
         self.config, self.source = config, source
-        self._segmenter, self._tagger = segmenter, None
+        self._segmenter = segmenter
+        self._tagger: Tagger | None = None
+        self.lock = threading.RLock()
 
     @property
     def segmenter(self) -> Segmenter:
-        if self._segmenter is None:
-            self._segmenter = Segmenter(self.config.segment)
-        return self._segmenter
+        with self.lock:
+            if self._segmenter is None:
+                self._segmenter = Segmenter(self.config.segment)
+            return self._segmenter
 
     @property
     def tagger(self) -> Tagger:
-        if self._tagger is None:
-            self._tagger = self.source.load()
-        return self._tagger
+        with self.lock:
+            if self._tagger is None:
+                self._tagger = self.source.load()
+            return self._tagger
 
 
-def process_transcript(transcript: Transcript, workers: _Workers) -> TranscriptPart:
+_Workers = Workers  # the old private name
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for I/O errors worth retrying (EIO, EAGAIN, a timeout...); PipelineErrors never are."""
+    if isinstance(error, PipelineError) or not isinstance(error, OSError):
+        return False
+    return error.errno in TRANSIENT_ERRNOS or isinstance(error, (BlockingIOError, InterruptedError, TimeoutError))
+
+
+def process_transcript(transcript: Transcript, workers: Workers) -> TranscriptPart:
     """Segment and tag one transcript (the expensive step, done only for new keys)."""
-    sentences = segment_transcript(transcript, workers.segmenter, workers.config.tag.tag_roles)
-    taggable = [s for s in sentences if s.taggable]
-    predictions = dict(zip((s.sentence_id for s in taggable),
-                           tag_texts(workers.tagger, (strip_markup(s.text) for s in taggable),
-                                     workers.config.tag.batch_size)))
+    with workers.lock:
+        sentences = segment_transcript(transcript, workers.segmenter, workers.config.tag.tag_roles)
+        taggable = [s for s in sentences if s.taggable]
+        predictions = dict(zip((s.sentence_id for s in taggable),
+                               tag_texts(workers.tagger, (strip_markup(s.text) for s in taggable),
+                                         workers.config.tag.batch_size)))
     by_turn: dict[str, list[PartSentence]] = {}
     for s in sentences:
         by_turn.setdefault(s.turn_id, []).append(
@@ -118,106 +216,172 @@ def records_of(transcript_id: str, part: TranscriptPart, speakers: SpeakerTable)
         yield turn.text, rows
 
 
-def _rejected(unit: InputUnit, content_hash: str, error: PipelineError) -> InputEntry:
-    return InputEntry(transcript_id=unit.transcript_id, paths=[str(p) for p in unit.paths], sha256=content_hash,
-                      status="rejected", error_code=error.code, error=error.render())
+# -- the steps ---------------------------------------------------------------------------
 
-
-def annotate_corpus(inputs: Sequence[Path], out_dir: Path, config: RunConfig, source: TaggerSource,
-                    speakers: SpeakerTable, progress: Progress | None = None,
-                    segmenter: Segmenter | None = None) -> RunSummary:
-    """Annotate every transcript under `inputs` into the corpus folder `out_dir`."""
-    started, clock = datetime.now(timezone.utc), time.perf_counter()
+def begin_run(out_dir: Path) -> Path:
+    """Prepare `out_dir` for a run (call it holding the corpus lock): private folders, and
+    the temp files of a killed run removed. Returns the parts folder."""
     ensure_private_dir(out_dir)
-    with corpus_lock(out_dir):
-        state = ensure_private_dir(out_dir / STATE_DIR)
-        parts_dir = ensure_private_dir(state / "parts")
-        remove_stale_temp_files(out_dir)
-        workers = _Workers(config, source, segmenter)
-        units = discover_inputs(inputs)
-        entries: list[InputEntry] = []
-        parts: dict[str, TranscriptPart] = {}
-        processed = skipped = tagged_now = 0
-        seen_ids: set[str] = set()
-        for done, unit in enumerate(units, start=1):
-            entry, part, was_new = _annotate_unit(unit, seen_ids, workers, speakers, parts_dir)
-            seen_ids.add(unit.transcript_id)
-            entries.append(entry)
-            if part is not None:
-                parts[unit.transcript_id] = part
-                processed += was_new
-                skipped += not was_new
-                tagged_now += part.tagged_count if was_new else 0
-            if progress:
-                progress(unit.transcript_id, done, len(units))
-        counts = _write_outputs(out_dir, entries, parts, speakers, config, source, workers)
-        _prune_parts(parts_dir, {e.key for e in entries if e.key})
-    finished = datetime.now(timezone.utc)
-    summary = RunSummary(
-        started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
-        duration_s=round(time.perf_counter() - clock, 3), model=source.model_ref, transcripts_total=len(units),
-        transcripts_processed=processed, transcripts_skipped=skipped,
-        transcripts_failed=sum(e.status == "rejected" for e in entries), sentences_tagged=tagged_now,
-        rejected=[{"transcript_id": e.transcript_id, "code": e.error_code or "", "error": e.error or ""}
-                  for e in entries if e.status == "rejected"],
-        **counts,
-    )
-    write_bytes_atomic(out_dir / RUN_RECORD, json.dumps(summary.model_dump(), indent=2).encode() + b"\n")
-    return summary
+    state = ensure_private_dir(out_dir / STATE_DIR)
+    parts_dir = ensure_private_dir(state / PARTS_DIR)
+    removed = remove_stale_temp_files(out_dir)
+    if removed:
+        logger.info("removed %d temp files left by an interrupted run", removed)
+    return parts_dir
 
 
-def _annotate_unit(unit: InputUnit, seen_ids: set[str], workers: _Workers, speakers: SpeakerTable,
-                   parts_dir: Path) -> tuple[InputEntry, TranscriptPart | None, bool]:
+def plan_units(inputs: Sequence[Path]) -> list[PlannedUnit]:
+    """The transcripts under `inputs` in run order; a repeated transcript id is marked (it
+    is rejected, the first one is kept). Reads folder listings only."""
+    seen: set[str] = set()
+    planned = []
+    for unit in discover_inputs(inputs):
+        planned.append(PlannedUnit(unit=unit, duplicate=unit.transcript_id in seen))
+        seen.add(unit.transcript_id)
+    return planned
+
+
+def rejected_result(unit: InputUnit, content_hash: str, error: PipelineError) -> UnitResult:
+    return UnitResult(entry=InputEntry(
+        transcript_id=unit.transcript_id, paths=[str(p) for p in unit.paths], sha256=content_hash,
+        status="rejected", error_code=error.code, error=error.render()))
+
+
+def read_error(unit: InputUnit, error: OSError, attempts: int = 1) -> PipelineError:
+    """A PipelineError for an OSError while reading an input (no text in it)."""
+    tries = f" after {attempts} tries" if attempts > 1 else ""
+    return PipelineError(f"cannot read the input ({type(error).__name__}: errno {error.errno}){tries}",
+                         path=unit.display_path, hint="check the file exists and is readable")
+
+
+def annotate_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTable, workers: Workers, *,
+                  raise_transient: bool = False) -> UnitResult:
+    """Annotate one transcript: reuse its part when its key is known, else segment, tag and
+    write the part. A bad input gives a rejected result (never raises a PipelineError).
+
+    With `raise_transient`, an OSError that may go away (`is_transient`) is raised so the
+    caller can retry; otherwise every OSError is recorded as a rejected input.
+    """
+    unit = planned.unit
     content_hash = ""
     try:
         content_hash = unit.content_hash()
-        if unit.transcript_id in seen_ids:
+        if planned.duplicate:
             raise PipelineError(f"transcript id {unit.transcript_id!r} is used by another input",
                                 path=unit.display_path, hint="rename one of the files")
-        transcript = build_transcript(read_raw(unit, workers.config.ingest), speakers)
-        tagged_speakers = [s.speaker_id for s in transcript.speakers.values() if s.role in workers.config.tag.tag_roles]
-        key = recompute_key(content_hash, workers.source.model_ref, workers.source.schema.ref,
-                            workers.config.recompute_hash(), __version__, tagged_speakers)
-        part = read_part(parts_dir, key)
+        transcript = build_transcript(read_raw(unit, context.config.ingest), speakers)
+        tagged_speakers = [s.speaker_id for s in transcript.speakers.values() if s.role in context.config.tag.tag_roles]
+        key = recompute_key(content_hash, context.model_ref, context.schema_ref, context.config.recompute_hash(),
+                            context.code_version, tagged_speakers)
+        part = read_part(context.parts_dir, key)
         was_new = part is None
         if part is None:
             logger.debug("processing %s", unit.transcript_id)
             part = process_transcript(transcript, workers)
-            write_part(parts_dir, key, part)
+            write_part(context.parts_dir, key, part)
     except PipelineError as error:
         logger.warning("rejected %s", error.render())
-        return _rejected(unit, content_hash, error), None, False
+        return rejected_result(unit, content_hash, error)
     except OSError as error:
-        wrapped = PipelineError(f"cannot read the input ({type(error).__name__}: errno {error.errno})",
-                                path=unit.display_path, hint="check the file exists and is readable")
-        return _rejected(unit, content_hash, wrapped), None, False
+        if raise_transient and is_transient(error):
+            raise
+        return rejected_result(unit, content_hash, read_error(unit, error))
     entry = InputEntry(
         transcript_id=unit.transcript_id, paths=[str(p) for p in unit.paths], sha256=content_hash, status="ok",
         key=key, source_format=part.source_format, encoding=part.encoding, turns=len(part.turns),
         sentences=part.sentence_count, tagged=part.tagged_count, skipped_cues=part.skipped,
         unknown_speakers=sorted(s.speaker_id for s in transcript.speakers.values() if not s.known),
     )
-    return entry, part, was_new
+    return UnitResult(entry=entry, was_new=was_new, tagged_now=part.tagged_count if was_new else 0)
 
 
-def _write_outputs(out_dir: Path, entries: list[InputEntry], parts: dict[str, TranscriptPart],
-                   speakers: SpeakerTable, config: RunConfig, source: TaggerSource,
-                   workers: _Workers) -> dict[str, object]:
-    order = sorted(parts)
+def annotate_unit_retrying(planned: PlannedUnit, context: RunContext, speakers: SpeakerTable, workers: Workers,
+                           retry_delays: Sequence[float] = (0.5, 2.0),
+                           sleep: Callable[[float], None] = time.sleep) -> UnitResult:
+    """`annotate_unit`, trying again after a transient I/O error (once per delay)."""
+    for attempt, delay in enumerate([*retry_delays, None], start=1):
+        try:
+            return annotate_unit(planned, context, speakers, workers, raise_transient=delay is not None)
+        except OSError as error:  # transient, and tries are left
+            logger.warning("transient %s reading %s (try %d), retrying", type(error).__name__,
+                           planned.unit.display_path, attempt)
+            sleep(delay or 0.0)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def assemble_corpus(context: RunContext, results: Sequence[UnitResult], speakers: SpeakerTable,
+                    started: datetime, *, orchestrator: str = "none", flow_run_id: str | None = None) -> RunSummary:
+    """Write the corpus files, the manifest and run.json from the parts of `results`, drop
+    parts no longer used, and return the run summary. Call it holding the corpus lock."""
+    entries = [r.entry for r in results]
+    counts = _write_outputs(context, entries, speakers)
+    _prune_parts(context.parts_dir, {e.key for e in entries if e.key})
+    finished = datetime.now(UTC)
+    ok = [r for r in results if r.entry.status == "ok"]
+    summary = RunSummary(
+        started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
+        duration_s=round((finished - started).total_seconds(), 3), model=context.model_ref,
+        transcripts_total=len(results), transcripts_processed=sum(r.was_new for r in ok),
+        transcripts_skipped=sum(not r.was_new for r in ok),
+        transcripts_failed=len(results) - len(ok), sentences_tagged=sum(r.tagged_now for r in ok),
+        rejected=[{"transcript_id": e.transcript_id, "code": e.error_code or "", "error": e.error or ""}
+                  for e in entries if e.status == "rejected"],
+        orchestrator=orchestrator, flow_run_id=flow_run_id,
+        **counts,
+    )
+    write_bytes_atomic(context.out_dir / RUN_RECORD, json.dumps(summary.model_dump(), indent=2).encode() + b"\n")
+    return summary
+
+
+# -- the direct path ---------------------------------------------------------------------
+
+def annotate_corpus(inputs: Sequence[Path], out_dir: Path, config: RunConfig, source: TaggerSource,
+                    speakers: SpeakerTable, progress: Progress | None = None,
+                    segmenter: Segmenter | None = None, retry_delays: Sequence[float] = (0.5, 2.0)) -> RunSummary:
+    """Annotate every transcript under `inputs` into the corpus folder `out_dir`."""
+    started = datetime.now(UTC)
+    ensure_private_dir(out_dir)
+    with corpus_lock(out_dir):
+        begin_run(out_dir)
+        context = RunContext(out_dir=out_dir, config=config, model_ref=source.model_ref, schema_ref=source.schema.ref)
+        workers = Workers(config, source, segmenter)
+        planned = plan_units(inputs)
+        results: list[UnitResult] = []
+        for done, item in enumerate(planned, start=1):
+            results.append(annotate_unit_retrying(item, context, speakers, workers, retry_delays))
+            if progress:
+                progress(item.transcript_id, done, len(planned))
+        return assemble_corpus(context, results, speakers, started)
+
+
+# -- assembly ----------------------------------------------------------------------------
+
+def _load_part(context: RunContext, entry: InputEntry) -> TranscriptPart:
+    part = read_part(context.parts_dir, entry.key or "")
+    if part is None:
+        raise CorpusError(f"the cached result of {entry.transcript_id!r} vanished during the run",
+                          path=context.parts_dir, hint="rerun the same command: it is recomputed")
+    return part
+
+
+def _write_outputs(context: RunContext, entries: list[InputEntry], speakers: SpeakerTable) -> dict[str, Any]:
+    """Stream the corpus files from the parts on disk (one transcript in memory at a time)."""
+    out_dir, config = context.out_dir, context.config
+    ok = sorted((e for e in entries if e.status == "ok"), key=lambda e: e.transcript_id)
 
     def turns() -> Iterator[tuple[str, list[SentenceRecord]]]:
-        for transcript_id in order:
-            yield from records_of(transcript_id, parts[transcript_id], speakers)
+        for entry in ok:
+            yield from records_of(entry.transcript_id, _load_part(context, entry), speakers)
 
     def per_transcript() -> Iterator[list[SentenceRecord]]:
-        for transcript_id in order:
-            yield [r for _, rows in records_of(transcript_id, parts[transcript_id], speakers) for r in rows]
+        for entry in ok:
+            yield [r for _, rows in records_of(entry.transcript_id, _load_part(context, entry), speakers) for r in rows]
 
     stance, emotions = Counter[str](), Counter[str]()
     totals = {"turns": 0, "sentences": 0, "affect": 0}
 
     def counted() -> Iterator[SentenceRecord]:
-        for text, rows in turns():
+        for _text, rows in turns():
             totals["turns"] += 1
             for row in rows:
                 totals["sentences"] += 1
@@ -231,7 +395,7 @@ def _write_outputs(out_dir: Path, entries: list[InputEntry], parts: dict[str, Tr
     write_sentences_parquet(out_dir / SENTENCES_PARQUET, per_transcript())
     write_docbin(out_dir / DOCBIN, turns())
     segmentation = dict(config.segment.model_dump(mode="json"), tag_roles=list(config.tag.tag_roles))
-    manifest = Manifest(code_version=__version__, model=source.model_ref, label_schema=source.schema.ref,
+    manifest = Manifest(code_version=context.code_version, model=context.model_ref, label_schema=context.schema_ref,
                         config_hash=config.recompute_hash(), segmentation=segmentation,
                         inputs=sorted(entries, key=lambda e: (e.transcript_id, e.paths)),
                         outputs=describe_outputs(out_dir, [SENTENCES_JSONL, SENTENCES_PARQUET, DOCBIN]))

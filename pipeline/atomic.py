@@ -31,9 +31,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call `write(handle)` on a temp file beside `path`, then publish it under `path`."""
-    ensure_private_dir(path.parent)
+def write_atomic(path: Path, write: Callable[[BinaryIO], None], *, private_parent: bool = True) -> None:
+    """Call `write(handle)` on a temp file beside `path`, then publish it under `path`.
+
+    The file is 0600. With `private_parent` (the default: output folders) its folder is
+    made 0700; without it a folder that exists keeps its mode (a file kept beside the
+    output folder, such as the pseudonym key, must not change the user's own folder).
+    """
+    if private_parent:
+        ensure_private_dir(path.parent)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         os.fchmod(fd, FILE_MODE)
@@ -48,8 +56,8 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    write_atomic(path, lambda handle: handle.write(data))
+def write_bytes_atomic(path: Path, data: bytes, *, private_parent: bool = True) -> None:
+    write_atomic(path, lambda handle: handle.write(data), private_parent=private_parent)
 
 
 def remove_stale_temp_files(folder: Path) -> int:

@@ -52,6 +52,12 @@ def annotate(
     metadata: Annotated[Optional[Path], typer.Option(help="Speaker sidecar (CSV or YAML).", exists=True)] = None,
     model: Annotated[Optional[str], typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Run config TOML (default configs/run/default.toml).")] = None,
+    orchestrator: Annotated[Optional[str], typer.Option(
+        help="prefect: a Prefect flow, one task per transcript (default); none: the core directly. "
+             "Overrides orchestration.orchestrator of the run config.")] = None,
+    no_prefect: Annotated[bool, typer.Option("--no-prefect", help="Same as --orchestrator none.")] = False,
+    tagger_factory: Annotated[Optional[str], typer.Option(
+        hidden=True, help="module:callable returning a TaggerSource (plugins, tests).")] = None,
 ) -> None:
     """Annotate transcripts into an annotated corpus folder (JSONL, Parquet, DocBin, manifest)."""
     from pipeline.annotate import annotate_corpus
@@ -59,11 +65,23 @@ def annotate(
     from pipeline.ingest.metadata import load_speaker_table
 
     try:
-        run_config = load_run_config(config)
+        run_config = _with_orchestrator(load_run_config(config), "none" if no_prefect else orchestrator)
         if model:
             run_config = run_config.model_copy(update={"tag": run_config.tag.model_copy(update={"model": model})})
+        orchestration = run_config.orchestration
+        use_prefect = orchestration.orchestrator == "prefect"
+        if use_prefect:  # Prefect's temporary API boots while the inputs and the model are resolved
+            from pipeline.flows.runtime import start_prefect
+
+            start_prefect(orchestration, quiet=logging.getLogger().level > logging.DEBUG)
         speakers = load_speaker_table(metadata)
-        source = _tagger_source(run_config.tag.model, run_config.tag.batch_size)
+        if tagger_factory:
+            from pipeline.flows.workers import TaggerSpec, source_for
+
+            source = source_for(TaggerSpec(factory=tagger_factory, model=run_config.tag.model,
+                                           batch_size=run_config.tag.batch_size))
+        else:
+            source = _tagger_source(run_config.tag.model, run_config.tag.batch_size)
     except PipelineError as error:
         _fail(error)
     with Progress(TextColumn("[bold]annotating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -74,11 +92,31 @@ def annotate(
             bar.update(task, completed=done, total=total, current=transcript_id)
 
         try:
-            summary = annotate_corpus(inputs, out_dir, run_config, source, speakers, progress=progress)
+            if use_prefect:
+                from pipeline.flows.runtime import run_annotate_flow
+
+                summary = run_annotate_flow(inputs, out_dir, run_config, metadata=metadata, source=source,
+                                            tagger_factory=tagger_factory, progress=progress)
+            else:
+                delays = [orchestration.retry_delay_s * 2 ** i for i in range(orchestration.retries)]
+                summary = annotate_corpus(inputs, out_dir, run_config, source, speakers, progress=progress,
+                                          retry_delays=delays)
         except PipelineError as error:
             _fail(error)
     _print_summary(summary, out_dir)
     raise typer.Exit(EXIT_REJECTED if summary.transcripts_failed else EXIT_OK)
+
+
+def _with_orchestrator(run_config, orchestrator: str | None):  # type: ignore[no-untyped-def]
+    """The run config with [orchestration] orchestrator overridden from the command line."""
+    from pipeline.errors import ConfigError
+
+    if orchestrator is None:
+        return run_config
+    if orchestrator not in ("prefect", "none"):
+        raise ConfigError(f"--orchestrator must be prefect or none; found {orchestrator!r}")
+    return run_config.model_copy(update={"orchestration": run_config.orchestration.model_copy(
+        update={"orchestrator": orchestrator})})
 
 
 def _print_summary(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -96,6 +134,50 @@ def _print_summary(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-d
     out.print(table)
     for rejected in summary.rejected:
         out.print(f"[yellow]rejected[/yellow] {rejected['error']}", soft_wrap=True)
+
+
+@app.command()
+def serve(
+    watch: Annotated[Path, typer.Option("--watch", help="Folder of transcripts to annotate on each run.", exists=True,
+                                        file_okay=False)],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output corpus folder.")],
+    cron: Annotated[str, typer.Option(help="When to run (cron, server time zone).")] = "0 2 * * *",
+    metadata: Annotated[Optional[Path], typer.Option(help="Speaker sidecar (CSV or YAML).", exists=True)] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Run config TOML, read at each run.", exists=True)] = None,
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "epistance-annotate",
+    tagger_factory: Annotated[Optional[str], typer.Option(
+        hidden=True, help="module:callable returning a TaggerSource (plugins, tests).")] = None,
+) -> None:
+    """Serve a Prefect deployment that annotates new or changed transcripts in WATCH on a schedule.
+
+    Needs a running Prefect server (`prefect server start --host 127.0.0.1`, then
+    PREFECT_API_URL=http://127.0.0.1:4200/api, or orchestration.api_url in the run config); stops on Ctrl-C
+    or SIGTERM.
+    See docs/orchestration.md.
+    """
+    import os
+
+    from pipeline.config import load_run_config
+    from pipeline.errors import ConfigError
+    from pipeline.flows.runtime import configure_prefect, wait_api
+
+    try:
+        orchestration = load_run_config(config).orchestration
+        url = orchestration.api_url or os.environ.get("PREFECT_API_URL")
+        if not url:
+            raise ConfigError("scheduled runs need a running Prefect server; none is configured",
+                              hint="run `prefect server start --host 127.0.0.1` and set "
+                                   "PREFECT_API_URL=http://127.0.0.1:4200/api (or orchestration.api_url in the run config)")
+        configure_prefect(orchestration, quiet=False)
+        os.environ["PREFECT_API_URL"] = url
+        wait_api(url)
+        from pipeline.flows.serve import serve_annotate
+
+        serve_annotate(watch, out_dir, cron, config_path=config, metadata=metadata, model=model,
+                       tagger_factory=tagger_factory, name=name)
+    except PipelineError as error:
+        _fail(error)
 
 
 @app.command()
@@ -188,6 +270,12 @@ def evaluate(
     except (ModelError, ValueError, FileNotFoundError) as error:
         console.print(f"[red]error[/red] {error}")
         raise typer.Exit(EXIT_USAGE) from None
+
+
+from pipeline.interop_cli import register as _register_interop  # noqa: E402
+_register_interop(app)
+from pipeline.compare_cli import register as _register_compare  # noqa: E402
+_register_compare(app)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import ConfigError
 from pipeline.ingest import IngestConfig
@@ -28,12 +29,38 @@ class TagConfig(BaseModel):
     tag_roles: tuple[str, ...] = ("participant", "other", "unknown")
 
 
+class OrchestrationConfig(BaseModel):
+    """How `epistance annotate` runs: through a Prefect flow (default) or the core directly.
+
+    None of this changes what is computed, so it is not part of the recompute hash.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    orchestrator: Literal["prefect", "none"] = "prefect"
+    # Prefect's home (database, settings) and result storage; relative to the working
+    # folder of the command (the project folder).
+    prefect_home: Path = Path(".epistance/prefect")
+    # A running Prefect server ("http://127.0.0.1:4200/api"); None: the PREFECT_API_URL
+    # environment variable, else a temporary local server for the length of the command.
+    api_url: str | None = None
+    task_runner: Literal["thread", "dask"] = "thread"
+    # With task_runner = "dask": a scheduler ("tcp://127.0.0.1:8786"); None: a LocalCluster.
+    dask_address: str | None = None
+    # Threads of the thread runner, or worker processes of the LocalCluster.
+    max_workers: int = Field(default=2, ge=1, le=256)
+    # Tries after a transient I/O error (EIO, EAGAIN...) per transcript; bad inputs are never retried.
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay_s: float = Field(default=1.0, ge=0)
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     ingest: IngestConfig = IngestConfig()
     segment: SegmentConfig = SegmentConfig()
     tag: TagConfig = TagConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     def recompute_hash(self) -> str:
         """Hash of the settings that change sentences or labels (not batch sizes)."""

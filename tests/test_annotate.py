@@ -179,3 +179,63 @@ def test_same_output_from_another_working_directory(corpus_in: Path, tmp_path: P
     run(corpus_in, second, segmenter)
     assert data_files(first)["sentences.jsonl"] == data_files(second)["sentences.jsonl"]
     assert data_files(first)["sentences.parquet"] == data_files(second)["sentences.parquet"]
+
+
+def test_a_stale_lock_of_a_killed_process_is_taken_over(tmp_path: Path) -> None:
+    """Across processes, with a real SIGKILL: the holder's flock dies with it."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    script = ("import time; from pathlib import Path\nfrom pipeline.lock import corpus_lock\n"
+              f"with corpus_lock(Path({str(out)!r})):\n    print('locked', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(CorpusLockedError) as info, corpus_lock(out):
+            pass
+        assert f"pid {holder.pid}" in str(info.value)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert holder.returncode == -signal.SIGKILL
+    with corpus_lock(out):  # the stale lock file is still there; the lock is not
+        assert (out / ".epistance" / "lock").read_text() == str(os.getpid())
+
+
+def test_plan_marks_repeated_ids_and_steps_return_no_text(corpus_in: Path, tmp_path: Path,
+                                                          segmenter: Segmenter) -> None:
+    from pipeline.annotate import RunContext, Workers, annotate_unit, begin_run, plan_units
+
+    (corpus_in / "sub").mkdir()
+    (corpus_in / "sub" / "int_a.txt").write_text(INTERVIEW_A)
+    planned = plan_units([corpus_in])
+    assert [(p.transcript_id, p.duplicate) for p in planned] == [("int_a", False), ("int_a", True), ("int_b", False)]
+    out = tmp_path / "out"
+    begin_run(out)
+    source = LoadedTagger(HashTagger())
+    context = RunContext(out_dir=out, config=RunConfig(), model_ref=source.model_ref, schema_ref=source.schema.ref)
+    workers = Workers(RunConfig(), source, segmenter)
+    results = [annotate_unit(p, context, SpeakerTable(), workers) for p in planned]
+    assert [r.entry.status for r in results] == ["ok", "rejected", "ok"]
+    assert results[0].was_new and results[0].tagged_now > 0
+    dumped = json.dumps([r.model_dump(mode="json") for r in results])
+    assert "nobody was listening" not in dumped and "peer support" not in dumped
+    again = annotate_unit(planned[0], context, SpeakerTable(), workers)
+    assert not again.was_new and again.tagged_now == 0 and again.entry == results[0].entry
+
+
+def test_transient_errors_are_told_apart_from_deterministic_ones() -> None:
+    import errno
+
+    from pipeline.annotate import is_transient
+    from pipeline.errors import EmptyInputError
+
+    assert is_transient(OSError(errno.EIO, "x")) and is_transient(BlockingIOError(errno.EAGAIN, "x"))
+    assert is_transient(TimeoutError())
+    assert not is_transient(FileNotFoundError(errno.ENOENT, "x"))
+    assert not is_transient(PermissionError(errno.EACCES, "x"))
+    assert not is_transient(EmptyInputError("empty"))
+    assert not is_transient(ValueError("x"))

@@ -1,0 +1,127 @@
+"""Masked losses, training end to end on a tiny BERT, determinism, no text in logs."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.architecture import IGNORE, Targets, TaggerNet, add_lora, load_encoder, masked_losses
+from models.artifact import CARD_FILE, METRICS_FILE, WEIGHTS_FILE
+from models.labels import load_label_schema
+from models.train import plan_batches, train_model
+
+CANARY = "zqxcanary"  # the same marker conftest puts in the tiny gold data
+
+
+def _net(tiny_base: Path, lora: bool = True) -> TaggerNet:
+    torch.manual_seed(0)
+    encoder = load_encoder(tiny_base)
+    if lora:
+        encoder = add_lora(encoder, 4, 8, 0.0, ["query", "value"])
+    return TaggerNet(encoder, 32, load_label_schema(), head_dropout=0.0)
+
+
+def _batch(n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(5, 40, (n, 7))
+    return ids, torch.ones_like(ids)
+
+
+def test_emotions_only_examples_give_no_stance_or_affect_gradient(tiny_base: Path) -> None:
+    net = _net(tiny_base)
+    ids, mask = _batch()
+    targets = Targets(
+        stance=torch.full((4,), IGNORE),
+        emotions=torch.tensor([[0, 0, 1, 0, 0, 0]] * 4, dtype=torch.float32),
+        emotions_mask=torch.ones(4, dtype=torch.bool),
+        affect_focus=torch.zeros(4),
+        affect_focus_mask=torch.zeros(4, dtype=torch.bool),
+    )
+    losses = masked_losses(net(ids, mask), targets)
+    assert set(losses) == {"emotions"}
+    sum(losses.values()).backward()  # type: ignore[union-attr]
+    assert net.heads["stance"].weight.grad is None
+    assert net.heads["affect_focus"].weight.grad is None
+    assert net.heads["emotions"].weight.grad.abs().sum() > 0
+    lora_grads = [p.grad for n, p in net.named_parameters() if "lora_B" in n]
+    assert lora_grads and all(g is not None for g in lora_grads)  # the encoder is being tuned
+
+
+def test_masked_stance_loss_uses_only_rows_that_carry_stance(tiny_base: Path) -> None:
+    net = _net(tiny_base)
+    ids, mask = _batch()
+    logits = net(ids, mask)
+    stance = torch.tensor([0, IGNORE, 2, IGNORE])
+    targets = Targets(stance=stance, emotions=torch.zeros(4, 6), emotions_mask=torch.zeros(4, dtype=torch.bool),
+                      affect_focus=torch.zeros(4), affect_focus_mask=torch.zeros(4, dtype=torch.bool))
+    losses = masked_losses(logits, targets)
+    expected = torch.nn.functional.cross_entropy(logits["stance"][[0, 2]], torch.tensor([0, 2]))
+    assert set(losses) == {"stance"}
+    assert torch.allclose(losses["stance"], expected)
+
+
+def test_full_finetuning_updates_encoder_but_not_frozen_word_embeddings(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from models.train import _build_net
+
+    config = make_config(model={"finetune": "full"})
+    net, _, _ = _build_net(config, Path(config.base.model), load_label_schema())
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert any("encoder.layer.0.attention" in n for n in trainable)
+    assert not any("word_embeddings" in n for n in trainable)
+
+
+def test_plan_batches_mixes_sources_at_the_configured_share() -> None:
+    import random
+
+    indomain, other = list(range(10)), list(range(10, 110))
+    lengths = [i % 13 for i in range(110)]
+    gen = plan_batches((indomain, other), lengths, batch_size=10, share=0.3, window=5, rng=random.Random(0))
+    batches = [next(gen) for _ in range(50)]
+    flat = [i for b in batches for i in b]
+    assert all(len(b) == 10 for b in batches)
+    assert sum(i < 10 for i in flat) == 150  # exactly 30% of every window
+    again = plan_batches((indomain, other), lengths, batch_size=10, share=0.3, window=5, rng=random.Random(0))
+    assert [next(again) for _ in range(50)] == batches
+
+
+def test_training_writes_a_complete_model_directory(trained_model: Path) -> None:
+    names = {p.relative_to(trained_model).as_posix() for p in trained_model.rglob("*") if p.is_file()}
+    for required in (WEIGHTS_FILE, "tagger.json", "label_schema.toml", "train_config.toml", METRICS_FILE,
+                     CARD_FILE, "manifest.json", "tokenizer/tokenizer_config.json"):
+        assert required in names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+    metrics = json.loads((trained_model / METRICS_FILE).read_text())
+    assert {"dev", "test", "calibration", "training"} <= set(metrics)
+    assert metrics["test"]["indomain"]["stance"]["n"] == 18
+    assert "macro_f1_7" in metrics["test"]["goemotions"]["emotions"]
+    assert "by_speaker" in metrics["test"]["indomain"]
+    card = (trained_model / CARD_FILE).read_text()
+    assert "**not** for clinical decisions" in card
+    assert "Intended use" in card and "Limitations" in card
+
+
+def test_same_seed_gives_identical_weights_and_metrics(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = make_config(evaluate_test=False)
+    a = train_model(config, tmp_path / "a")
+    b = train_model(config, tmp_path / "b")
+    assert (a / WEIGHTS_FILE).read_bytes() == (b / WEIGHTS_FILE).read_bytes()
+    assert (a / METRICS_FILE).read_bytes() == (b / METRICS_FILE).read_bytes()
+    c = train_model(make_config(evaluate_test=False, seed=8), tmp_path / "c")
+    assert (a / WEIGHTS_FILE).read_bytes() != (c / WEIGHTS_FILE).read_bytes()
+
+
+def test_no_sentence_text_in_logs_metrics_or_card(make_config, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
+    out = train_model(make_config(), tmp_path / "m")
+    assert caplog.records  # progress is logged
+    assert CANARY not in caplog.text
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".md", ".toml"):
+            assert CANARY not in path.read_text()
+
+
+def test_refuses_to_overwrite_an_existing_model(make_config, trained_model: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FileExistsError):
+        train_model(make_config(), trained_model)

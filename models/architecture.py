@@ -24,7 +24,7 @@ from models.labels import AFFECT_FOCUS, EMOTIONS, STANCE, LabelSchema
 IGNORE = -100
 
 
-def load_encoder(base_path: Path, encoder_config: Mapping[str, Any] | None = None) -> nn.Module:
+def load_encoder(base_path: Path, encoder_config: Mapping[str, Any] | None = None) -> Any:
     """Load a pretrained encoder from a local folder: safetensors only, no remote code.
 
     ``encoder_config`` (a saved config.json as a dict) overrides the folder's config, so a
@@ -50,26 +50,30 @@ def load_encoder(base_path: Path, encoder_config: Mapping[str, Any] | None = Non
     return encoder
 
 
-def num_layers(encoder: nn.Module) -> int:
+def num_layers(encoder: Any) -> int:
     return int(encoder.config.num_hidden_layers)
 
 
 def add_lora(
-    encoder: nn.Module, r: int, alpha: float, dropout: float, targets: Sequence[str], layers_from: int = 0
-) -> nn.Module:
+    encoder: Any, r: int, alpha: float, dropout: float, targets: Sequence[str], layers_from: int = 0
+) -> Any:
     """Wrap the encoder's linear layers named in ``targets`` with LoRA adapters
     (only in transformer layers ``layers_from`` and above)."""
     from peft import LoraConfig, get_peft_model
 
     layers = list(range(layers_from, num_layers(encoder))) if layers_from else None
     config = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets), bias="none",
+        r=r,
+        lora_alpha=alpha,  # type: ignore[arg-type]  # peft hints int, takes any number
+        lora_dropout=dropout,
+        target_modules=list(targets),
+        bias="none",
         layers_to_transform=layers, layers_pattern="layer" if layers else None,
     )
     return get_peft_model(encoder, config)
 
 
-def freeze_below(encoder: nn.Module, layers_from: int, freeze_word_embeddings: bool) -> None:
+def freeze_below(encoder: Any, layers_from: int, freeze_word_embeddings: bool) -> None:
     """Full fine-tuning: freeze word embeddings (optional) and, when ``layers_from`` > 0,
     all embeddings and the transformer layers below ``layers_from``."""
     if freeze_word_embeddings:
@@ -83,9 +87,9 @@ def freeze_below(encoder: nn.Module, layers_from: int, freeze_word_embeddings: b
 
 
 class TaggerNet(nn.Module):
-    def __init__(self, encoder: nn.Module, hidden_size: int, schema: LabelSchema, head_dropout: float = 0.1):
+    def __init__(self, encoder: Any, hidden_size: int, schema: LabelSchema, head_dropout: float = 0.1):
         super().__init__()
-        self.encoder = encoder
+        self.encoder: Any = encoder
         self.dropout = nn.Dropout(head_dropout)
         self.heads = nn.ModuleDict(
             {

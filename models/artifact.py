@@ -58,7 +58,7 @@ class TaggerSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format: Literal["epistance-tagger/1"] = FORMAT
+    format: Literal["epistance-tagger/1"] = "epistance-tagger/1"
     model_id: str
     version: str
     base_model: str
@@ -151,6 +151,7 @@ def save_weights(state: dict[str, Any], path: Path, metadata: dict[str, str] | N
     from safetensors.torch import save_file
 
     save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(path), metadata=metadata)
+    os.chmod(path, 0o644)  # model files hold no transcript text; same mode as the rest of the directory
 
 
 def write_spec(folder: Path, spec: TaggerSpec) -> None:

@@ -19,10 +19,17 @@ def _ensure_logging() -> None:
     """Show INFO progress from the models package when the caller configured no logging."""
     if logging.getLogger().handlers or logging.getLogger("models").handlers:
         return
-    from rich.logging import RichHandler
+    import sys
 
-    handler = RichHandler(show_path=False, rich_tracebacks=False)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:  # files and pipes get one plain line per record
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("models")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -51,7 +58,7 @@ def load_dataset(
 ) -> tuple[str, list[Any]]:
     """Examples for a named evaluation set, or a file: ``*.jsonl`` in the gold format (all
     its rows) or ``*.tsv`` in the GoEmotions Ekman format (labels.txt beside it)."""
-    from models.data import load_gold, load_goemotions
+    from models.data import load_goemotions, load_gold
     from models.labels import load_label_schema
 
     schema = load_label_schema()

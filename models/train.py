@@ -44,8 +44,8 @@ from models.config import TrainConfig
 from models.data import (
     Example,
     gold_goemotions_ids,
-    load_gold,
     load_goemotions,
+    load_gold,
     subsample,
 )
 from models.errors import DataError
@@ -255,7 +255,7 @@ def dev_score(
     return (float(np.mean(list(parts.values()))) if parts else 0.0), parts
 
 
-def _build_net(config: TrainConfig, base_path: Path, schema: LabelSchema) -> Any:
+def _build_net(config: TrainConfig, base_path: Path, schema: LabelSchema) -> tuple[Any, int, dict[str, Any]]:
     from models.architecture import TaggerNet, add_lora, freeze_below, load_encoder
 
     encoder = load_encoder(base_path)

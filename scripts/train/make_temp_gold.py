@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from models.data import assign_split  # noqa: E402
+from models.data import assign_split
 
 
 def main() -> None:

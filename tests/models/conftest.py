@@ -18,13 +18,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 CANARY = "zqxcanary"
 
-WORDS = (
-    "the a i was felt it is she he we they and to of in that my not you what how very so "
-    "dose guideline trial risk clinic ward blood test shows most patients evidence "
-    "scared happy angry sad disgusting wow sorry worried glad hate love terrible great "
-    "yes no mm okay right thanks when remember told me her him feel feeling feelings "
-    "sit with distress care plan review zq x canary"
-).split()
+WORDS = ["the", "a", "i", "was", "felt", "it", "is", "she", "he", "we", "they", "and", "to", "of", "in", "that", "my", "not", "you", "what", "how", "very", "so", "dose", "guideline", "trial", "risk", "clinic", "ward", "blood", "test", "shows", "most", "patients", "evidence", "scared", "happy", "angry", "sad", "disgusting", "wow", "sorry", "worried", "glad", "hate", "love", "terrible", "great", "yes", "no", "mm", "okay", "right", "thanks", "when", "remember", "told", "me", "her", "him", "feel", "feeling", "feelings", "sit", "with", "distress", "care", "plan", "review", "zq", "x", "canary"]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(WORDS), *LETTERS, *".,?!'",
          *(f"##{c}" for c in LETTERS)]

@@ -128,3 +128,12 @@ def test_registry_resolution(trained_model: Path, tmp_path: Path) -> None:
     # a directory filed under another version than the model it holds is refused
     with pytest.raises(ModelNotFoundError, match="misfiled"):
         load_tagger("tiny-tagger@0.0.9", registry_dir=registry)
+
+
+def test_model_card_can_be_regenerated_from_stored_metrics(model_copy: Path) -> None:
+    from models.card import refresh_model_card
+
+    card = refresh_model_card(model_copy)
+    verify_model_dir(model_copy)  # the manifest was rewritten to match
+    text = card.read_text()
+    assert "## Intended use" in text and "tiny-tagger@0.0.1" in text

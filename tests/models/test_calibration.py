@@ -6,11 +6,11 @@ import pytest
 
 from models.calibration import (
     best_threshold,
-    joint_thresholds,
-    macro_f1_with_neutral,
     expected_calibration_error,
     f1_at,
     fit_temperature,
+    joint_thresholds,
+    macro_f1_with_neutral,
     sigmoid,
     softmax,
 )

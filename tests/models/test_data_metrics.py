@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from models.config import DEFAULT_TRAIN_CONFIG, TrainConfig, load_train_config
-from models.data import Example, assign_split, load_gold, load_goemotions
+from models.data import Example, assign_split, load_goemotions, load_gold
 from models.errors import DataError
 from models.evaluate import compute_metrics
 from models.labels import load_label_schema

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.architecture import IGNORE, Targets, TaggerNet, add_lora, load_encoder, masked_losses
+from models.architecture import IGNORE, TaggerNet, Targets, add_lora, load_encoder, masked_losses
 from models.artifact import CARD_FILE, METRICS_FILE, WEIGHTS_FILE
 from models.labels import load_label_schema
 from models.train import plan_batches, train_model
@@ -125,3 +125,27 @@ def test_no_sentence_text_in_logs_metrics_or_card(make_config, tmp_path: Path, c
 def test_refuses_to_overwrite_an_existing_model(make_config, trained_model: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FileExistsError):
         train_model(make_config(), trained_model)
+
+
+def test_lora_can_be_limited_to_upper_layers(tiny_base: Path) -> None:
+    encoder = add_lora(load_encoder(tiny_base), 4, 8, 0.0, ["query", "value"], layers_from=1)
+    names = [n for n, p in encoder.named_parameters() if p.requires_grad]
+    assert names and all(".layer.1." in n for n in names)
+
+
+def test_partial_full_finetune_stored_in_float16_reproduces_its_reported_metrics(  # type: ignore[no-untyped-def]
+    make_config, tiny_data, tmp_path: Path
+) -> None:
+    from safetensors import safe_open
+
+    from models.commands import evaluate
+
+    config = make_config(model={"finetune": "full", "train_layers_from": 1, "store_dtype": "float16"})
+    out = train_model(config, tmp_path / "full")
+    with safe_open(str(out / WEIGHTS_FILE), "pt") as f:
+        keys = list(f.keys())
+        assert all(f.get_tensor(k).dtype == torch.float16 for k in keys)
+    assert any(".layer.1." in k for k in keys) and not any(".layer.0." in k or "embeddings" in k for k in keys)
+    reported = json.loads((out / METRICS_FILE).read_text())["test"]["indomain"]
+    again = evaluate(str(out), "indomain-test", gold_path=tiny_data["gold"], show=False)
+    assert again["stance"] == reported["stance"] and again["affect_focus"] == reported["affect_focus"]

@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml requirements/pinned-models.txt
 
 run: $(STAMP)
 	$(VENV)/bin/epistance annotate data_samples --metadata data_samples/speakers.csv --out $(OUT)
+	$(VENV)/bin/epistance compare $(OUT) --by profession --out $(OUT)/report
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -91,8 +91,14 @@ def compare(
         raise typer.Exit(2) from None
     finally:
         (report_dir / ".confusion.json").unlink(missing_ok=True)
-    for warning in result.warnings:
+    small = [w for w in result.warnings if w.startswith("SMALL GROUP")]
+    for warning in [w for w in result.warnings if not w.startswith("SMALL GROUP")]:
         out.print(f"[bold yellow]warning[/bold yellow] {warning}")
+    if small:  # one line each; the full explanation is in warnings.txt and the report
+        out.print(f"[bold yellow]warning[/bold yellow] {len(small)} groups have fewer than 3 speakers: "
+                  "their intervals describe those speakers only and cannot be generalised (see warnings.txt)")
+        for warning in small:
+            out.print(f"  {warning.split('.')[0]}")
     out.print(f"{result.n_sentences} sentences from {result.n_speakers} speakers in {len(result.groups)} groups; "
               f"report: {report_dir / 'report.html'}")
 

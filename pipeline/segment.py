@@ -55,12 +55,14 @@ def _register_markup_component() -> None:
             if span is None or not len(span):
                 continue
             first, last = span[0], span[-1]
-            for token in span:
-                if token.i > 0:
-                    token.is_sent_start = False  # markup ends the sentence it follows...
             follows_sentence_end = first.i > 0 and first.nbor(-1).text in {".", "?", "!"}
+            for token in span:
+                if token.i > 0:  # nothing inside markup starts a sentence...
+                    token.is_sent_start = False
+            if follows_sentence_end:  # ...but markup right after a sentence end starts the next
+                first.is_sent_start = True  # ("How are you? <UNSURE>Oh</UNSURE> hey, I've had ...")
             if last.i + 1 < len(doc) and not follows_sentence_end:
-                doc[last.i + 1].is_sent_start = False  # ...and never cuts one in two
+                doc[last.i + 1].is_sent_start = False  # markup inside a sentence never cuts it in two
         return doc
 
 
@@ -133,12 +135,15 @@ def _chunk_offsets(text: str, limit: int) -> list[tuple[int, int]]:
 
 
 def _is_filler(fragment: str) -> bool:
+    """Only fillers ("Um.", "Uh, er"), or only markup ("[laughs]"): not a sentence of its own."""
     words = [w.lower() for w in WORD.findall(strip_markup(fragment))]
-    return bool(words) and all(w in FILLERS for w in words)
+    if not words:
+        return bool(MARKUP_PATTERN.search(fragment))
+    return all(w in FILLERS for w in words)
 
 
 def _merge_fillers(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Join filler-only sentences to the next sentence (or the previous at the end)."""
+    """Join filler-only and markup-only sentences to the next sentence (or the previous at the end)."""
     if len(offsets) < 2:
         return offsets
     merged: list[tuple[int, int]] = []

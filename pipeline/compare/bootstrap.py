@@ -12,6 +12,8 @@ drawn cluster. That interval describes *these* speakers only.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from pipeline.compare.layers import Units
@@ -73,8 +75,10 @@ def bootstrap_group_counts(units: Units, n_groups: int, n_clusters: int, inner_g
 
 
 def percentile_interval(samples: np.ndarray, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval along axis 0 (NaN replicates ignored)."""
-    low, high = np.nanquantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
+    """Percentile interval along axis 0 (NaN replicates ignored; all-NaN columns give NaN)."""
+    with warnings.catch_warnings():  # an all-NaN column (label absent everywhere) is expected, not news
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanquantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
     return low, high
 
 

@@ -201,7 +201,12 @@ def load_model_dir(folder: Path, expected_schema: LabelSchema | None = None) -> 
         assert spec.lora_r is not None and spec.lora_alpha is not None and spec.lora_targets is not None
         encoder = add_lora(encoder, spec.lora_r, spec.lora_alpha, 0.0, spec.lora_targets, spec.lora_layers_from or 0)
     net = TaggerNet(encoder, spec.hidden_size, schema, head_dropout=0.0)
-    state = load_file(str(folder / WEIGHTS_FILE))
+    try:
+        state = load_file(str(folder / WEIGHTS_FILE))
+    except Exception as exc:  # safetensors raises its own SafetensorError (bad header, truncation, dtype)
+        raise ModelIntegrityError(
+            f"{folder / WEIGHTS_FILE}: not a readable safetensors file ({type(exc).__name__})"
+        ) from None
     own = dict(net.named_parameters())
     unknown = sorted(set(state) - set(own))
     if unknown:

@@ -2,7 +2,8 @@
 
 Texts are tokenized, sorted by length and run in batches under `torch.inference_mode`;
 results come back in input order. Inputs longer than the model's ``max_length`` tokens
-are truncated (scoring long sentences in windows is a later step).
+are scored in overlapping windows (stance logits averaged, emotion and affect-focus
+logits maximised); `windowed_texts` counts them for the run report.
 """
 from __future__ import annotations
 
@@ -93,12 +94,41 @@ def predictions_from_logits(
     return preds
 
 
+WINDOW_STRIDE = 32  # tokens shared by consecutive windows
+
+
+def encode_windows(tokenizer: Any, texts: Sequence[str], max_length: int,
+                   stride: int = WINDOW_STRIDE) -> tuple[list[list[int]], list[int]]:
+    """Token ids of every window of every text, and how many windows each text has."""
+    if not texts:
+        return [], []
+    stride = min(stride, max_length // 4)  # below the room left by the special tokens
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, stride=stride,
+                        return_overflowing_tokens=True)
+    counts = [0] * len(texts)
+    for owner in encoded["overflow_to_sample_mapping"]:
+        counts[owner] += 1
+    return list(encoded["input_ids"]), counts
+
+
+def pool_windows(logits: dict[str, np.ndarray], counts: Sequence[int]) -> dict[str, np.ndarray]:
+    """One row of logits per text: stance averaged over its windows, the others maximised."""
+    bounds = np.cumsum([0, *counts])
+    out = {}
+    for name, array in logits.items():
+        rows = [array[a:b].mean(axis=0) if name == STANCE else array[a:b].max(axis=0)
+                for a, b in zip(bounds[:-1], bounds[1:])]
+        out[name] = np.stack(rows).astype(np.float32) if rows else array[:0]
+    return out
+
+
 class TransformerTagger:
     """A fine-tuned model directory behind the `pipeline.tag.Tagger` protocol."""
 
     def __init__(self, loaded: LoadedModel, batch_size: int = 64):
         self._loaded = loaded
         self.batch_size = batch_size
+        self.windowed_texts = 0  # texts longer than max_length, scored in windows (run report)
         pad = loaded.tokenizer.pad_token_id
         self._pad_id = int(pad) if pad is not None else 0
 
@@ -119,8 +149,9 @@ class TransformerTagger:
         return self._loaded.spec.max_length
 
     def logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        ids = encode(self._loaded.tokenizer, texts, self._loaded.spec.max_length)
-        return batched_logits(self._loaded.net, ids, self._pad_id, self.batch_size)
+        ids, counts = encode_windows(self._loaded.tokenizer, texts, self._loaded.spec.max_length)
+        self.windowed_texts += sum(1 for c in counts if c > 1)
+        return pool_windows(batched_logits(self._loaded.net, ids, self._pad_id, self.batch_size), counts)
 
     def predict(self, texts: Sequence[str]) -> list[SentencePrediction]:
         if not texts:

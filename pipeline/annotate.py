@@ -56,6 +56,7 @@ from pipeline.ingest import InputUnit, build_transcript, discover_inputs, read_r
 from pipeline.ingest.markup import strip_markup
 from pipeline.ingest.metadata import SpeakerTable
 from pipeline.lock import corpus_lock
+from pipeline.pseudonymise import PseudonymRun, audit_corpus, begin_pseudonymisation, pseudonymise_for_run
 from pipeline.parts import PartSentence, PartTurn, TranscriptPart, read_part, recompute_key, write_part
 from pipeline.schema import Transcript
 from pipeline.segment import Segmenter, segment_transcript
@@ -92,8 +93,13 @@ class RunSummary(BaseModel):
     emotion_counts: dict[str, int]
     affect_focus_count: int
     rejected: list[dict[str, str]]
+    sentences_windowed: int = 0  # longer than the model's window: scored in overlapping windows (C21)
     orchestrator: str = "none"
     flow_run_id: str | None = None
+    pseudonymised: bool = False
+    pseudonym_key: str | None = None  # where the key is (never its content)
+    pseudonym_key_fingerprint: str | None = None
+    pseudonym_residuals: int = 0  # names the key knows still found in sentences.jsonl (ids in the log)
 
 
 class RunContext(BaseModel):
@@ -106,6 +112,12 @@ class RunContext(BaseModel):
     model_ref: str
     schema_ref: str
     code_version: str = __version__
+    pseudonym: PseudonymRun | None = None  # key path and fingerprint, never the secret
+
+    @property
+    def recompute_hash(self) -> str:
+        config_hash = self.config.recompute_hash()
+        return f"{config_hash}:{self.pseudonym.recompute_material}" if self.pseudonym else config_hash
 
     @property
     def parts_dir(self) -> Path:
@@ -133,6 +145,7 @@ class UnitResult(BaseModel):
     entry: InputEntry
     was_new: bool = False  # segmented and tagged in this call (not a cached part)
     tagged_now: int = 0  # sentences the model tagged in this call
+    windowed: int = 0  # of its sentences, those scored in windows (C21)
 
     @property
     def transcript_id(self) -> str:
@@ -182,9 +195,12 @@ def process_transcript(transcript: Transcript, workers: Workers) -> TranscriptPa
     with workers.lock:
         sentences = segment_transcript(transcript, workers.segmenter, workers.config.tag.tag_roles)
         taggable = [s for s in sentences if s.taggable]
+        tagger = workers.tagger if taggable else None
+        before = getattr(tagger, "windowed_texts", 0)
         predictions = dict(zip((s.sentence_id for s in taggable),
                                tag_texts(workers.tagger, (strip_markup(s.text) for s in taggable),
                                          workers.config.tag.batch_size)))
+        windowed = getattr(tagger, "windowed_texts", 0) - before
     by_turn: dict[str, list[PartSentence]] = {}
     for s in sentences:
         by_turn.setdefault(s.turn_id, []).append(
@@ -193,7 +209,7 @@ def process_transcript(transcript: Transcript, workers: Workers) -> TranscriptPa
                            markup=t.markup, sentences=tuple(by_turn.get(t.turn_id, ())))
                   for t in transcript.turns)
     return TranscriptPart(source_format=transcript.source_format, encoding=transcript.encoding,
-                          skipped=transcript.skipped, turns=turns)
+                          skipped=transcript.skipped, turns=turns, windowed=windowed)
 
 
 def records_of(transcript_id: str, part: TranscriptPart, speakers: SpeakerTable) -> Iterator[tuple[str, list[SentenceRecord]]]:
@@ -271,12 +287,14 @@ def annotate_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTa
                                 path=unit.display_path, hint="rename one of the files")
         transcript = build_transcript(read_raw(unit, context.config.ingest), speakers)
         tagged_speakers = [s.speaker_id for s in transcript.speakers.values() if s.role in context.config.tag.tag_roles]
-        key = recompute_key(content_hash, context.model_ref, context.schema_ref, context.config.recompute_hash(),
+        key = recompute_key(content_hash, context.model_ref, context.schema_ref, context.recompute_hash,
                             context.code_version, tagged_speakers)
         part = read_part(context.parts_dir, key)
         was_new = part is None
         if part is None:
             logger.debug("processing %s", unit.transcript_id)
+            if context.pseudonym is not None:  # before anything of this transcript is written
+                transcript = pseudonymise_for_run(transcript, context.pseudonym)
             part = process_transcript(transcript, workers)
             write_part(context.parts_dir, key, part)
     except PipelineError as error:
@@ -290,9 +308,11 @@ def annotate_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTa
         transcript_id=unit.transcript_id, paths=[str(p) for p in unit.paths], sha256=content_hash, status="ok",
         key=key, source_format=part.source_format, encoding=part.encoding, turns=len(part.turns),
         sentences=part.sentence_count, tagged=part.tagged_count, skipped_cues=part.skipped,
-        unknown_speakers=sorted(s.speaker_id for s in transcript.speakers.values() if not s.known),
+        # from the part: its labels are the pseudonymised ones when pseudonymising
+        unknown_speakers=sorted({t.speaker for t in part.turns if not speakers.lookup(unit.transcript_id, t.speaker).known}),
     )
-    return UnitResult(entry=entry, was_new=was_new, tagged_now=part.tagged_count if was_new else 0)
+    return UnitResult(entry=entry, was_new=was_new, tagged_now=part.tagged_count if was_new else 0,
+                      windowed=part.windowed)
 
 
 def annotate_unit_retrying(planned: PlannedUnit, context: RunContext, speakers: SpeakerTable, workers: Workers,
@@ -324,13 +344,24 @@ def assemble_corpus(context: RunContext, results: Sequence[UnitResult], speakers
         transcripts_total=len(results), transcripts_processed=sum(r.was_new for r in ok),
         transcripts_skipped=sum(not r.was_new for r in ok),
         transcripts_failed=len(results) - len(ok), sentences_tagged=sum(r.tagged_now for r in ok),
+        sentences_windowed=sum(r.windowed for r in ok),
         rejected=[{"transcript_id": e.transcript_id, "code": e.error_code or "", "error": e.error or ""}
                   for e in entries if e.status == "rejected"],
         orchestrator=orchestrator, flow_run_id=flow_run_id,
-        **counts,
+        **counts, **_pseudonym_record(context),
     )
     write_bytes_atomic(context.out_dir / RUN_RECORD, json.dumps(summary.model_dump(), indent=2).encode() + b"\n")
     return summary
+
+
+def _pseudonym_record(context: RunContext) -> dict[str, Any]:
+    if context.pseudonym is None:
+        return {}
+    residuals = audit_corpus(context.out_dir, context.pseudonym.key_path)
+    for sentence_id, kind in residuals:
+        logger.warning("pseudonymisation: a %s the key knows is still in %s", kind, sentence_id)
+    return {"pseudonymised": True, "pseudonym_key": str(context.pseudonym.key_path),
+            "pseudonym_key_fingerprint": context.pseudonym.fingerprint, "pseudonym_residuals": len(residuals)}
 
 
 # -- the direct path ---------------------------------------------------------------------
@@ -343,7 +374,9 @@ def annotate_corpus(inputs: Sequence[Path], out_dir: Path, config: RunConfig, so
     ensure_private_dir(out_dir)
     with corpus_lock(out_dir):
         begin_run(out_dir)
-        context = RunContext(out_dir=out_dir, config=config, model_ref=source.model_ref, schema_ref=source.schema.ref)
+        pseudonym, speakers = begin_pseudonymisation(config.pseudonymise, out_dir, speakers)
+        context = RunContext(out_dir=out_dir, config=config, model_ref=source.model_ref, schema_ref=source.schema.ref,
+                             pseudonym=pseudonym)
         workers = Workers(config, source, segmenter)
         planned = plan_units(inputs)
         results: list[UnitResult] = []

@@ -21,7 +21,7 @@ enforce_offline()  # before any library that might reach a hub is imported
 
 from pipeline.errors import PipelineError  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Discourse analysis of clinical interviews: stance, emotions and affect focus per sentence.")
 console = Console(stderr=True, soft_wrap=True)  # error lines stay whole: paths are copied from them
 out = Console()
@@ -58,6 +58,16 @@ def annotate(
     no_prefect: Annotated[bool, typer.Option("--no-prefect", help="Same as --orchestrator none.")] = False,
     tagger_factory: Annotated[Optional[str], typer.Option(
         hidden=True, help="module:callable returning a TaggerSource (plugins, tests).")] = None,
+    pseudonymise: Annotated[bool, typer.Option(
+        "--pseudonymise", help="Replace names, places, organisations, dates, phone numbers, emails, NHS numbers and "
+                               "postcodes with consistent pseudonyms before anything is written (docs/privacy.md). "
+                               "The outputs are pseudonymised, not anonymised.")] = False,
+    pseudonym_key: Annotated[Optional[Path], typer.Option(
+        help="Pseudonym key file (implies --pseudonymise; default: <out>.pseudonym-key.json beside the output "
+             "folder, never inside it).")] = None,
+    names: Annotated[Optional[Path], typer.Option(
+        exists=True, dir_okay=False, help="Names always replaced, one a line, e.g. the participant and staff list "
+                                          "(implies --pseudonymise).")] = None,
 ) -> None:
     """Annotate transcripts into an annotated corpus folder (JSONL, Parquet, DocBin, manifest)."""
     from pipeline.annotate import annotate_corpus
@@ -68,6 +78,13 @@ def annotate(
         run_config = _with_orchestrator(load_run_config(config), "none" if no_prefect else orchestrator)
         if model:
             run_config = run_config.model_copy(update={"tag": run_config.tag.model_copy(update={"model": model})})
+        if pseudonymise or pseudonym_key or names:
+            update: dict[str, object] = {"enabled": True}
+            if pseudonym_key:
+                update["key_path"] = pseudonym_key.absolute()
+            if names:
+                update["names_file"] = names.absolute()
+            run_config = run_config.model_copy(update={"pseudonymise": run_config.pseudonymise.model_copy(update=update)})
         orchestration = run_config.orchestration
         use_prefect = orchestration.orchestrator == "prefect"
         if use_prefect:  # Prefect's temporary API boots while the inputs and the model are resolved
@@ -126,11 +143,16 @@ def _print_summary(summary, out_dir: Path) -> None:  # type: ignore[no-untyped-d
                   f"{summary.transcripts_skipped} unchanged, {summary.transcripts_failed} rejected)")
     table.add_row("turns / sentences", f"{summary.turns} / {summary.sentences}")
     table.add_row("sentences tagged now", str(summary.sentences_tagged))
+    if summary.sentences_windowed:
+        table.add_row("long sentences", f"{summary.sentences_windowed} longer than the model's window, scored in windows")
     tagged = sum(summary.stance_counts.values()) or 1
     table.add_row("stance", ", ".join(f"{k} {v} ({v / tagged:.0%})" for k, v in summary.stance_counts.items()))
     table.add_row("emotions", ", ".join(f"{k} {v}" for k, v in summary.emotion_counts.items()) or "-")
     table.add_row("affect focus", f"{summary.affect_focus_count} ({summary.affect_focus_count / tagged:.0%})")
     table.add_row("time", f"{summary.duration_s:.1f} s")
+    if summary.pseudonymised:
+        table.add_row("pseudonymised", f"key {summary.pseudonym_key} (keep it apart from the outputs); "
+                                       f"{summary.pseudonym_residuals} residual known names")
     out.print(table)
     for rejected in summary.rejected:
         out.print(f"[yellow]rejected[/yellow] {rejected['error']}", soft_wrap=True)
@@ -248,7 +270,7 @@ def train(
 
     try:
         folder = commands.train(config, output)
-    except (ModelError, ValueError, FileNotFoundError) as error:
+    except (ModelError, ValueError, FileNotFoundError, FileExistsError) as error:
         console.print(f"[red]error[/red] {error}")
         raise typer.Exit(EXIT_USAGE) from None
     out.print(f"model written to {folder}")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import ConfigError
 from pipeline.ingest import IngestConfig
+from pipeline.pseudonymise import PseudonymiseConfig
 from pipeline.segment import SegmentConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -61,6 +62,7 @@ class RunConfig(BaseModel):
     segment: SegmentConfig = SegmentConfig()
     tag: TagConfig = TagConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    pseudonymise: PseudonymiseConfig = PseudonymiseConfig()
 
     def recompute_hash(self) -> str:
         """Hash of the settings that change sentences or labels (not batch sizes)."""
@@ -69,6 +71,8 @@ class RunConfig(BaseModel):
             "segment": self.segment.model_dump(mode="json", exclude={"batch_size"}),
             "tag_roles": list(self.tag.tag_roles),
         }
+        if self.pseudonymise.enabled:  # only when on: corpora made without it keep their keys
+            relevant["pseudonymise"] = self.pseudonymise.recompute_material()
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -47,6 +47,7 @@ class TranscriptPart(BaseModel):
     encoding: str | None
     skipped: int
     turns: tuple[PartTurn, ...]
+    windowed: int = 0  # sentences longer than the model's window, scored in windows (C21)
 
     @property
     def sentence_count(self) -> int:

@@ -92,74 +92,101 @@ PSEUDONYM = re.compile(rf"\b(?:{'|'.join(PREFIXES.values())})_[{ALPHABET}]{{{COD
 
 # -- vocabularies ---------------------------------------------------------------------------
 
-TITLES = frozenset("""dr doctor mr mrs ms miss mx prof professor nurse sister matron sir dame rev reverend father
-uncle auntie aunty aunt imam rabbi pastor sheikh councillor cllr lord lady""".split())
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def _phrases(text: str) -> frozenset[str]:
+    """Comma-separated phrases, whitespace folded."""
+    return frozenset(" ".join(x.split()) for x in text.split(","))
+
+
+TITLES = _words("""
+aunt auntie aunty cllr councillor dame doctor dr father imam lady lord matron miss mr mrs ms mx nurse pastor
+prof professor rabbi rev reverend sheikh sir sister uncle
+""")
 # Words that are never a person's name here, even capitalised (sentence starts, fillers,
 # roles, pronouns, calendar words, nationalities and faiths the NER may take for names).
-NOT_NAMES = frozenset("""
-the a an and but or so then i i'm i've i'd i'll it he she we they you me my his her our their your this that these those there
-here yes no yeah yep nope okay ok well oh ah um uh erm er mm mmm hm hmm mm-hm uh-huh right sure honestly
-actually really just like because when what who why how where which if though although anyway also
-interviewer interviewee participant patient doctor nurse clinician consultant gp researcher facilitator
-moderator speaker respondent client therapist psychiatrist psychologist carer parent mother father mum mam mom
-dad mummy daddy nan nana gran granny grandma grandad grandpa grandmother grandfather brother sister son
-daughter wife husband partner friend baby kids children staff team ward manager practitioner registrar
-specialist assistant associate lead unknown other everyone everybody someone somebody nobody anyone
-god jesus christ allah lord christmas easter eid diwali ramadan covid coronavirus
-monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays thursdays fridays saturdays
-sundays weekend weekends morning afternoon evening night today tomorrow yesterday
-january february march april june july august september october november december
-english british scottish welsh irish european african asian american swedish polish german french spanish
-italian indian pakistani bangladeshi chinese nigerian ghanaian muslim christian catholic jewish hindu sikh
-buddhist black white brown mixed
-thanks thank hello hi hey bye goodbye please sorry dear mate love
-mhm mm-hmm mmhmm uh-hum alright righty righty-ho okey-dokey kinda gonna wanna gotta fine lovely great cool perfect
-brilliant sure excellent absolutely definitely exactly hand left right unsure unin inaudible crosstalk laughs
-""".split())
+NOT_NAMES: set[str] = set(_words("""
+a absolutely actually african afternoon ah allah alright also although american an and anyone anyway april asian
+assistant associate august baby bangladeshi because black brilliant british brother brown buddhist but bye carer
+catholic children chinese christ christian christmas client clinician consultant cool coronavirus covid
+crosstalk dad daddy daughter dear december definitely diwali doctor easter eid english er erm european evening
+everybody everyone exactly excellent facilitator father february fine french friday fridays friend german
+ghanaian god gonna goodbye gotta gp gran grandad grandfather grandma grandmother grandpa granny great hand he
+hello her here hey hi hindu his hm hmm honestly how husband i i'd i'll i'm i've if inaudible indian interviewee
+interviewer irish it italian january jesus jewish july june just kids kinda laughs lead left like lord love
+lovely mam manager march mate me mhm mixed mm mm-hm mm-hmm mmhmm mmm moderator mom monday mondays morning mother
+mum mummy muslim my nan nana nigerian night no nobody nope november nurse october oh ok okay okey-dokey or other
+our pakistani parent participant partner patient perfect please polish practitioner psychiatrist psychologist
+ramadan really registrar researcher respondent right righty righty-ho saturday saturdays scottish september she
+sikh sister so somebody someone son sorry spanish speaker specialist staff sunday sundays sure swedish team
+thank thanks that the their then therapist there these they this those though thursday thursdays today tomorrow
+tuesday tuesdays uh uh-huh uh-hum um unin unknown unsure wanna ward we wednesday wednesdays weekend weekends
+well welsh what when where which white who why wife yeah yep yes yesterday you your
+"""))
 # Common medicines (UK generic and brand names): clinical content, not identifiers.
-MEDICINES = frozenset("""paracetamol ibuprofen aspirin codeine co-codamol naproxen diclofenac tramadol morphine
-oramorph amoxicillin penicillin flucloxacillin clarithromycin erythromycin doxycycline clindamycin trimethoprim
-nitrofurantoin metronidazole ciprofloxacin cefalexin co-amoxiclav omeprazole lansoprazole ranitidine gaviscon
-rennie rennies loperamide imodium dioralyte senna lactulose movicol buscopan mebeverine peppermint metformin
-insulin gliclazide sitagliptin empagliflozin statin simvastatin atorvastatin amlodipine ramipril lisinopril
-losartan bisoprolol atenolol propranolol furosemide bendroflumethiazide indapamide warfarin apixaban rivaroxaban
-edoxaban clopidogrel levothyroxine thyroxine salbutamol ventolin clenil beclometasone seretide symbicort fostair
-montelukast prednisolone hydrocortisone cetirizine loratadine fexofenadine piriton chlorphenamine sertraline
-citalopram escitalopram fluoxetine paroxetine mirtazapine venlafaxine duloxetine amitriptyline nortriptyline
-trazodone zopiclone diazepam lorazepam clonazepam pregabalin gabapentin lithium priadel olanzapine quetiapine
-risperidone aripiprazole clozapine haloperidol depot valproate sodium depakote lamotrigine carbamazepine
-levetiracetam topiramate methotrexate hydroxychloroquine sulfasalazine folic vitamin implanon mirena nexplanon
-microgynon cerazette depo-provera levonorgestrel ellaone sumatriptan naloxone methadone buprenorphine subutex
-nicotine champix varenicline epipen adrenaline""".split())
+MEDICINES = _words("""
+adrenaline amitriptyline amlodipine amoxicillin apixaban aripiprazole aspirin atenolol atorvastatin
+beclometasone bendroflumethiazide bisoprolol buprenorphine buscopan carbamazepine cefalexin cerazette cetirizine
+champix chlorphenamine ciprofloxacin citalopram clarithromycin clenil clindamycin clonazepam clopidogrel
+clozapine co-amoxiclav co-codamol codeine depakote depo-provera depot diazepam diclofenac dioralyte doxycycline
+duloxetine edoxaban ellaone empagliflozin epipen erythromycin escitalopram fexofenadine flucloxacillin
+fluoxetine folic fostair furosemide gabapentin gaviscon gliclazide haloperidol hydrocortisone hydroxychloroquine
+ibuprofen imodium implanon indapamide insulin lactulose lamotrigine lansoprazole levetiracetam levonorgestrel
+levothyroxine lisinopril lithium loperamide loratadine lorazepam losartan mebeverine metformin methadone
+methotrexate metronidazole microgynon mirena mirtazapine montelukast morphine movicol naloxone naproxen
+nexplanon nicotine nitrofurantoin nortriptyline olanzapine omeprazole oramorph paracetamol paroxetine penicillin
+peppermint piriton prednisolone pregabalin priadel propranolol quetiapine ramipril ranitidine rennie rennies
+risperidone rivaroxaban salbutamol senna seretide sertraline simvastatin sitagliptin sodium statin subutex
+sulfasalazine sumatriptan symbicort thyroxine topiramate tramadol trazodone trimethoprim valproate varenicline
+venlafaxine ventolin vitamin warfarin zopiclone
+""")
 # Names that are also common words: matched case-sensitively only (never "hope" for Hope).
-WORD_NAMES = frozenset("""will hope grace rose may faith joy mark bill pat sue art dawn april june summer autumn
-holly ivy lily daisy iris ruby amber crystal jack frank grant rich rob don ray max sky rain storm angel honey
-star sunny young long white black brown green gray grey king hall wood hill ward page chance miles lane park
-case hunter fisher walker baker cook smith mason bishop dean judge rock sandy penny candy misty brook heather
-robin wren jay drew gene carol guy neil sonny earnest patience prudence constance verity honor charity mercy
-harmony melody destiny trinity precious lucky rusty kit nick bob""".split())
-ROLE_WORDS = frozenset("""interviewer interviewee participant patient doctor nurse clinician consultant gp
-researcher facilitator moderator speaker respondent client therapist psychiatrist psychologist carer parent
-mother father mum dad relative unknown other int iv res mod chair staff guest all both audience family
-member staff observer student trainee host presenter caller child teacher worker social peer support
-occupational health visitor midwife pharmacist paramedic officer coordinator manager practitioner
-number one two three four five six seven eight nine ten a b c""".split())
-try:  # spaCy's English stop words ("do", "one", "sometimes"...): never a name on their own
-    from spacy.lang.en.stop_words import STOP_WORDS as _SPACY_STOP_WORDS
-except ImportError:  # pragma: no cover
-    _SPACY_STOP_WORDS = set()
-NOT_NAMES = NOT_NAMES | frozenset(_SPACY_STOP_WORDS) | MEDICINES
+WORD_NAMES = _words("""
+amber angel april art autumn baker bill bishop black bob brook brown candy carol case chance charity constance
+cook crystal daisy dawn dean destiny don drew earnest faith fisher frank gene grace grant gray green grey guy
+hall harmony heather hill holly honey honor hope hunter iris ivy jack jay joy judge june king kit lane lily long
+lucky mark mason max may melody mercy miles misty neil nick page park pat patience penny precious prudence rain
+ray rich rob robin rock rose ruby rusty sandy sky smith sonny star storm sue summer sunny trinity verity walker
+ward white will wood wren young
+""")
+# Words of speaker labels that are roles or codes, not names (Interviewer, P03, Speaker 2).
+ROLE_WORDS = _words("""
+a all audience b both c caller carer chair child client clinician consultant coordinator dad doctor eight
+facilitator family father five four gp guest health host int interviewee interviewer iv manager member midwife
+mod moderator mother mum nine number nurse observer occupational officer one other paramedic parent participant
+patient peer pharmacist practitioner presenter psychiatrist psychologist relative res researcher respondent
+seven six social speaker staff student support teacher ten therapist three trainee two unknown visitor worker
+""")
+NOT_NAMES |= MEDICINES  # + spaCy's English stop words, added on first use (no spaCy import here)
+_vocabulary_lock = threading.Lock()
+
+
+def _load_vocabulary() -> None:
+    """Add spaCy's English stop words ("do", "one", "sometimes"...) to NOT_NAMES, once."""
+    with _vocabulary_lock:
+        if "sometimes" in NOT_NAMES:
+            return
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        NOT_NAMES.update(STOP_WORDS)
+
+
 _CONTRACTION = re.compile(r"(?i)(?:n['’]t|['’](?:d|ll|ve|re|m))$")
 # Terms the NER takes for organisations or places that identify no one (comma-separated).
-GENERIC_ORGS = frozenset(x.strip() for x in """nhs, the nhs, gp, gps, a&e, a and e, ae, icu, itu, hdu, cbt, cbtp, dbt,
-emdr, act, cpn, cmht, camhs, iapt, dwp, pip, esa, uc, mha, amhp, rmn, hca, cqc, nice, bma, rcn, nmc, gmc, hcpc, ot,
-ots, ips, cto, b&b, honos, covid, covid-19, zoom, teams, microsoft teams, whatsapp, facebook, google, youtube,
-instagram, twitter, mind, samaritans, the samaritans, police, the police, council, the council, social services,
-ambulance, hospital, ward, department, crisis team, the crisis team, home treatment team, mental health act,
-the mental health act, universal credit, individual placement and support, recovery college""".split(","))
-GENERIC_PLACES = frozenset(x.strip() for x in """uk, u.k., the uk, britain, great britain, england, scotland, wales,
-northern ireland, ireland, united kingdom, the united kingdom, europe, africa, asia, america, usa, the usa, us,
-the us, earth, london""".split(","))
+GENERIC_ORGS = _phrases("""
+a and e, a&e, act, ae, ambulance, amhp, b&b, bma, camhs, cbt, cbtp, cmht, council, covid, covid-19, cpn, cqc,
+crisis team, cto, dbt, department, dwp, emdr, esa, facebook, gmc, google, gp, gps, hca, hcpc, hdu, home
+treatment team, honos, hospital, iapt, icu, individual placement and support, instagram, ips, itu, mental health
+act, mha, microsoft teams, mind, nhs, nice, nmc, ot, ots, pip, police, rcn, recovery college, rmn, samaritans,
+social services, teams, the council, the crisis team, the mental health act, the nhs, the police, the
+samaritans, twitter, uc, universal credit, ward, whatsapp, youtube, zoom
+""")
+GENERIC_PLACES = _phrases("""
+africa, america, asia, britain, earth, england, europe, great britain, ireland, london, northern ireland,
+scotland, the uk, the united kingdom, the us, the usa, u.k., uk, united kingdom, us, usa, wales
+""")
 
 _NAME_WORD = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"
 _TITLE = r"(?:Dr|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Nurse|Sister|Matron|Sir|Dame|Rev|Reverend|Father|Uncle|" \
@@ -202,15 +229,14 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                             re.IGNORECASE)),
     ("DATE", re.compile(r"(?<![\d/.-])\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})(?![\d/-]|\.\d)")),
     ("DATE", re.compile(r"(?<!\d)\d{4}-\d{1,2}-\d{1,2}(?!\d)")),
-    ("DATE", re.compile(rf"\b(?:{_WEEKDAY},?\s+)?(?:(?i:the)\s+)?{_DAY}\s+(?:(?i:of)\s+)?{_MONTH}\b(?:,?\s+{_YEAR}\b)?")),
+    ("DATE", re.compile(rf"\b(?:{_WEEKDAY},?\s+)?(?:(?i:the)\s+)?{_DAY}\s+(?:(?i:of)\s+)?{_MONTH}\b"
+                        rf"(?:,?\s+{_YEAR}\b)?")),
     ("DATE", re.compile(rf"\b(?:{_WEEKDAY},?\s+)?{_MONTH}\s+(?:(?i:the)\s+)?{_DAY}\b(?:,?\s+{_YEAR}\b)?")),
     ("DATE", re.compile(rf"\b{_MONTH}\s+(?:(?i:of)\s+)?{_YEAR}\b")),
 )
 NER_TYPES = {"PERSON": "PERSON", "GPE": "PLACE", "LOC": "PLACE", "FAC": "PLACE", "ORG": "ORG"}
 NER_BLOCKERS = frozenset({"NORP", "LANGUAGE"})  # a cue candidate inside one of these is not a name
 PRIORITY = {"pattern": 0, "title": 1, "cue": 2, "ner": 3, "label": 4, "caps": 5, "known": 6}
-# A run of capitalised words in mid-sentence that no other rule explained: most often a name.
-_CAPS_RUN = re.compile(rf"(?<![\w'’-])(?P<run>[^\W\d_][^\s]*(?:\s+(?:(?i:de|da|van|von|der|den|bin|ibn|al|el|le|la|di|du|ni|nic|mac|ap)\s+)?[^\W\d_][^\s]*){{0,3}})")
 _SENTENCE_END = frozenset(".?!:;\"“”(\n")
 _PLACE_PREPOSITIONS = frozenset({"in", "at", "near", "from", "around", "outside", "inside", "towards", "via"})
 NER_CHUNK = 5000
@@ -473,6 +499,7 @@ class Pseudonymiser:
         self._nlp = nlp
         self._lock = threading.Lock()
         self._names = load_names(self.config.names_file)
+        _load_vocabulary()
 
     @property
     def nlp(self) -> Any:
@@ -509,8 +536,8 @@ class Pseudonymiser:
 
     def _first_pass(self, text: str, entities: Iterable[tuple[int, int, str]]) -> list[Detection]:
         found: list[Detection] = []
-        for kind, pattern in PATTERNS:
-            found += [Detection(m.start(), m.end(), kind, "pattern") for m in pattern.finditer(text)]
+        for pattern_kind, pattern in PATTERNS:
+            found += [Detection(m.start(), m.end(), pattern_kind, "pattern") for m in pattern.finditer(text)]
         blockers = [(a, b) for a, b, label in entities if label in NER_BLOCKERS]
         for match in _TITLED.finditer(text):
             found += self._names_in(text, match.start("name"), match.group("name"), "title")
@@ -547,7 +574,8 @@ class Pseudonymiser:
                 if trimmed.casefold() in generic:  # kept as written, and shields its words from weaker rules
                     found.append(Detection(start, start + len(trimmed), KEEP, "ner"))
                     continue
-                if trimmed.casefold() in NOT_NAMES or PSEUDONYM.fullmatch(trimmed) or not any(c.isalpha() for c in trimmed):
+                if (trimmed.casefold() in NOT_NAMES or PSEUDONYM.fullmatch(trimmed)
+                        or not any(c.isalpha() for c in trimmed)):
                     continue
                 found.append(Detection(start, start + len(trimmed), kind, "ner"))
         return found
@@ -561,7 +589,8 @@ class Pseudonymiser:
         for word in re.finditer(r"[^\s]+", text):
             raw = word.group(0)
             core = re.sub(r"['’]s$", "", raw.strip(".,;:!?\"“”()[]{}…"))
-            if not core or not core[:1].isupper() or not core.replace("-", "").replace("'", "").replace("’", "").isalpha():
+            letters = core.replace("-", "").replace("'", "").replace("’", "")
+            if not core or not core[:1].isupper() or not letters.isalpha():
                 continue
             start = word.start() + raw.index(core)
             end = start + len(core)
@@ -639,7 +668,8 @@ class Pseudonymiser:
         return re.compile(r"(?<![\w'’-])(?:" + "|".join(re.escape(k) for k in alternatives) + r")(?![\w-])",
                           re.IGNORECASE if ignore_case else 0)
 
-    def _known_detections(self, text: str, pattern: re.Pattern[str] | None, known: Mapping[str, str]) -> list[Detection]:
+    def _known_detections(self, text: str, pattern: re.Pattern[str] | None,
+                          known: Mapping[str, str]) -> list[Detection]:
         if pattern is None:
             return []
         by_fold = {k.casefold(): (k, kind) for k, kind in known.items()}
@@ -779,7 +809,7 @@ _TAG = re.compile(r"</?UNSURE>|<UNIN\s*/>", re.IGNORECASE)
 def _outside_tags(text: str, detections: list[Detection]) -> list[Detection]:
     """Detections that touch neither a `<UNSURE>`/`<UNIN/>` tag (markup the tagger relies on)
     nor a pseudonym already in the text (pseudonymising twice changes nothing)."""
-    tags = [(m.start(), m.end()) for m in _TAG.finditer(text)] + [(m.start(), m.end()) for m in PSEUDONYM.finditer(text)]
+    tags = [(m.start(), m.end()) for pattern in (_TAG, PSEUDONYM) for m in pattern.finditer(text)]
     return [d for d in detections if not any(d.start < b and a < d.end for a, b in tags)]
 
 
@@ -817,6 +847,43 @@ def pseudonymiser_for(key_path: Path, config: PseudonymiseConfig | None = None,
         return found
 
 
+# -- a corpus run ---------------------------------------------------------------------------
+
+class PseudonymRun(BaseModel):
+    """What every transcript task of a pseudonymised run needs: the key's path and
+    fingerprint (never the secret: workers read it from the key file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key_path: Path
+    fingerprint: str
+    config: PseudonymiseConfig
+
+    @property
+    def recompute_material(self) -> str:
+        return f"pseudonymised:{self.fingerprint}"
+
+
+def begin_pseudonymisation(config: PseudonymiseConfig, out_dir: Path, speakers: Any) -> tuple[PseudonymRun | None, Any]:
+    """At the start of a run: (None, speakers) when off; else create or load the key
+    (outside `out_dir`), and return the run's PseudonymRun and a speaker table that also
+    answers for pseudonymised labels."""
+    if not config.enabled:
+        return None, speakers
+    key_path = Path(config.key_path or default_key_path(out_dir)).absolute()
+    pseudonymiser = pseudonymiser_for(key_path, config, out_dir)
+    return (PseudonymRun(key_path=key_path, fingerprint=pseudonymiser.key.fingerprint, config=config),
+            pseudonymiser.pseudonymise_speaker_table(speakers))
+
+
+def pseudonymise_for_run(transcript: Transcript, run: PseudonymRun) -> Transcript:
+    """Pseudonymise one transcript of a run and record its pairs in the key file (first:
+    no output ever holds a pseudonym the key does not know)."""
+    result = pseudonymiser_for(run.key_path, run.config).pseudonymise(transcript)
+    record_mapping(run.key_path, result.mapping)
+    return result.transcript
+
+
 # -- audit ----------------------------------------------------------------------------------
 
 def audit_texts(items: Iterable[tuple[str, str]], key: PseudonymKey,
@@ -824,6 +891,7 @@ def audit_texts(items: Iterable[tuple[str, str]], key: PseudonymKey,
     """(item id, type) for every original the key knows (and `extra` (type, value) pairs)
     that is still present in an item's text: residual identifiers, reported without the
     text. Use it after a run, over sentences.jsonl (`audit_corpus`)."""
+    _load_vocabulary()
     needles: dict[str, str] = {}
     for kind, original in [*key.originals(), *extra]:
         if len(original) >= 3 and original.casefold() not in NOT_NAMES | WORD_NAMES | GENERIC_ORGS | GENERIC_PLACES:
@@ -853,7 +921,3 @@ def audit_corpus(out_dir: Path, key_path: Path) -> list[tuple[str, str]]:
 
     return audit_texts(rows(), key)
 
-
-def markup_safe(text: str) -> bool:
-    """True when no pseudonym was put inside markup in a way that broke it (tests)."""
-    return all(PSEUDONYM.search(m.group(0)) is None or m.group(0).startswith("[") for m in MARKUP_PATTERN.finditer(text))

@@ -28,6 +28,7 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from pipeline.pseudonymise import begin_pseudonymisation
 from pipeline.annotate import (
     PlannedUnit,
     RunContext,
@@ -167,8 +168,9 @@ def annotate_corpus_flow(inputs: list[Path], out_dir: Path, config: RunConfig | 
         ensure_private_dir(out_dir)
         with corpus_lock(out_dir):
             begin_run(out_dir)
+            pseudonym, speakers = begin_pseudonymisation(config.pseudonymise, out_dir, speakers)
             context = RunContext(out_dir=out_dir, config=config, model_ref=source.model_ref,
-                                 schema_ref=source.schema.ref)
+                                 schema_ref=source.schema.ref, pseudonym=pseudonym)
             planned = plan_corpus(inputs)
             results = _collect(planned, context, speakers, spec, config.orchestration)
             summary = assemble(context, results, speakers, started, str(current_flow_run.id or "") or None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def _check_container(data: bytes, path: Path) -> None:
                                    hint="re-save the document from Word as .docx")
         try:
             head = archive.read("word/document.xml")[:65536]
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
             raise CorruptDocxError(f"cannot read word/document.xml ({type(exc).__name__})", path=path) from None
         if b"<!ENTITY" in head or b"<!DOCTYPE" in head:
             raise CorruptDocxError("the .docx declares XML entities (refused for safety)", path=path)

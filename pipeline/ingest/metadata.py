@@ -47,11 +47,12 @@ def _validate(records: list[dict], path: Path, place: str) -> SpeakerTable:
             raise MetadataError(f"missing value for {', '.join(missing)}", path=path, where=f"{place} {number}",
                                 hint="every row needs transcript, speaker and role")
         if record["role"] not in ROLES:
-            raise MetadataError(f"role must be one of {', '.join(ROLES)}; found {record['role']!r}", path=path,
+            raise MetadataError(f"role must be one of {', '.join(ROLES)}; found another value", path=path,
                                 where=f"{place} {number}")
         key = _norm(record["speaker"])
         if key in rows.setdefault(record["transcript"], {}):
-            raise MetadataError(f"speaker {record['speaker']!r} is listed twice for {record['transcript']!r}",
+            # the label is not echoed: speaker labels may be names
+            raise MetadataError(f"a speaker is listed twice for transcript {record['transcript']!r}",
                                 path=path, where=f"{place} {number}")
         rows[record["transcript"]][key] = record
     return SpeakerTable(rows=rows)

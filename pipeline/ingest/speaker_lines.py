@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline.errors import MalformedInputError
+from pipeline.errors import EmptyInputError, MalformedInputError
 from pipeline.schema import RawTurn
 
 TIMESTAMP = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
@@ -72,4 +72,8 @@ def turns_from_lines(lines: Iterable[tuple[str, str]], path: Path, label_pattern
         raise MalformedInputError(
             "no speaker labels found", path=path, where=f"{place_kind}s 1-{len(unlabelled_before_first) or 1}",
             hint="label each turn like 'Interviewer: ...' or 'P03: ...', or set ingest.speaker_label_pattern")
-    return [RawTurn(**t) for t in turns if t["text"]]
+    kept = [RawTurn(**t) for t in turns if t["text"]]
+    if not kept:
+        raise EmptyInputError(f"{len(turns)} speaker labels but no text after any of them", path=path,
+                              where=turns[0]["source_place"] or None, hint="check the export step")
+    return kept

@@ -52,8 +52,9 @@ def _keep(label: str) -> bool:
 def read_textgrid(path: Path, data: bytes, transcript_id: str) -> RawTranscript:
     """One file, one interval tier per speaker (tier name = speaker)."""
     tiers, encoding = _tiers(path, data)
-    intervals = [(s, e, name, " ".join(label.split()), f"tier {name!r} interval {n}")
-                 for name, entries in tiers for n, (s, e, label) in enumerate(entries, start=1) if _keep(label)]
+    intervals = [(s, e, name, " ".join(label.split()), f"tier {t} interval {n}")  # tier numbers: names may be names
+                 for t, (name, entries) in enumerate(tiers, start=1)
+                 for n, (s, e, label) in enumerate(entries, start=1) if _keep(label)]
     if not intervals:
         raise EmptyInputError("the TextGrid has no intervals with text", path=path)
     return RawTranscript(transcript_id=transcript_id, source_format="textgrid", encoding=encoding,
@@ -67,8 +68,8 @@ def read_textgrid_channels(channels: dict[str, tuple[Path, bytes]], transcript_i
     for speaker, (path, data) in sorted(channels.items()):
         tiers, encoding = _tiers(path, data)
         encodings.add(encoding)
-        for name, entries in tiers:
-            intervals += [(s, e, speaker, " ".join(label.split()), f"{path.name} tier {name!r} interval {n}")
+        for t, (_name, entries) in enumerate(tiers, start=1):
+            intervals += [(s, e, speaker, " ".join(label.split()), f"{path.name} tier {t} interval {n}")
                           for n, (s, e, label) in enumerate(entries, start=1) if _keep(label)]
     if not intervals:
         raise EmptyInputError("the TextGrid channels have no intervals with text",

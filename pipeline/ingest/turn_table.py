@@ -28,8 +28,12 @@ def _turn(row: dict, path: Path, place: str) -> RawTurn | None:
     speaker = next((lowered[c] for c in SPEAKER_COLUMNS if c in lowered), None)
     text = next((lowered[c] for c in TEXT_COLUMNS if c in lowered), None)
     if speaker is None or text is None:
-        raise MalformedInputError(f"expected columns 'speaker' and 'text', found {sorted(lowered)}",
-                                  path=path, where=place, hint="rename the columns to speaker,text[,start,end]")
+        # the column names are not echoed: in a file without a header row they are transcript text
+        missing = " and ".join(repr(c) for c, v in (("speaker", speaker), ("text", text)) if v is None)
+        raise MalformedInputError(f"expected columns 'speaker' and 'text'; no {missing} column among the "
+                                  f"{len(lowered)} found", path=path, where=place,
+                                  hint="add a header row speaker,text[,start,end] (other names for speaker: "
+                                       f"{', '.join(SPEAKER_COLUMNS[1:])}; for text: {', '.join(TEXT_COLUMNS[1:])})")
     if not isinstance(text, str) or not isinstance(speaker, (str, int)):
         raise MalformedInputError("speaker and text must be strings", path=path, where=place)
     if not text.strip():

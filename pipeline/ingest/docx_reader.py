@@ -23,7 +23,7 @@ MAX_RATIO = 200
 def _check_container(data: bytes, path: Path) -> None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, EOFError):
+    except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError):  # NotImplemented: a damaged version field
         raise CorruptDocxError("not a valid .docx (zip) container", path=path,
                                hint="re-save the document from Word as .docx") from None
     with archive:
@@ -40,7 +40,9 @@ def _check_container(data: bytes, path: Path) -> None:
                                    hint="re-save the document from Word as .docx")
         try:
             head = archive.read("word/document.xml")[:65536]
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+        # NotImplementedError: a damaged header that names an unsupported zip version or method
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, zlib.error,
+                NotImplementedError) as exc:
             raise CorruptDocxError(f"cannot read word/document.xml ({type(exc).__name__})", path=path) from None
         if b"<!ENTITY" in head or b"<!DOCTYPE" in head:
             raise CorruptDocxError("the .docx declares XML entities (refused for safety)", path=path)

@@ -1,5 +1,10 @@
 """The network: one shared transformer encoder, mean pooling, one linear head per layer.
 
+An input may carry context after the sentence (``[CLS] sentence [SEP] context [SEP]``, the
+context as token type 1); the pooled vector is the mean over the sentence part only, so
+the context informs the sentence's token states through attention without being labelled
+itself.
+
 - stance: softmax over the schema's stance labels (single label);
 - emotions: one sigmoid per emotion (multi-label; no emotion above threshold = neutral);
 - affect_focus: one sigmoid.
@@ -99,13 +104,18 @@ class TaggerNet(nn.Module):
             }
         )
 
-    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+             token_type_ids: torch.Tensor | None = None, pool_mask: torch.Tensor | None = None) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+        mask = (attention_mask if pool_mask is None else pool_mask).unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        pooled = self.dropout(self.pool(input_ids, attention_mask)).float()
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None,
+                pool_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Logits per layer; ``pool_mask`` (default: ``attention_mask``) marks the sentence tokens."""
+        pooled = self.dropout(self.pool(input_ids, attention_mask, token_type_ids, pool_mask)).float()
         return {
             STANCE: self.heads[STANCE](pooled),
             EMOTIONS: self.heads[EMOTIONS](pooled),

@@ -72,6 +72,9 @@ class TaggerSpec(BaseModel):
     lora_targets: list[str] | None = None
     lora_layers_from: int | None = None
     max_length: int
+    #: tokens of preceding talk read after each sentence (0: the sentence alone; see
+    #: models.tagger.attach_context)
+    context_tokens: int = 0
     #: names of the tensors in weights.safetensors, all of which must load
     trained_tensors: list[str]
     schema_version: str

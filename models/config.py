@@ -62,6 +62,10 @@ class ModelConfig(_Strict):
     store_dtype: Literal["float32", "float16"] = "float32"
     head_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     max_length: int = Field(default=128, ge=8, le=512)
+    #: tokens of the preceding talk (end of the previous turn and of this turn before the
+    #: sentence) read after each sentence; 0 = the sentence alone. The codebook reads every
+    #: sentence in its turn and the turn before, so short replies ("Massive.") need it.
+    context_tokens: int = Field(default=0, ge=0, le=256)
 
 
 class OptimConfig(_Strict):

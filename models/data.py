@@ -61,6 +61,8 @@ class Example:
     stance: str | None = None
     emotions: tuple[str, ...] | None = None
     affect_focus: bool | None = None
+    #: the talk before the sentence (pipeline.context.preceding_context); "" when none
+    context: str = ""
 
 
 class GoldRecord(BaseModel):
@@ -77,6 +79,7 @@ class GoldRecord(BaseModel):
     stance: str | None
     emotions: list[str] | None
     affect_focus: bool | None
+    context: str = ""
 
 
 def _check_labels(record: GoldRecord, schema: LabelSchema, where: str) -> None:
@@ -132,6 +135,7 @@ def load_gold(path: Path, schema: LabelSchema, splits: Iterable[str] | None = No
                     stance=record.stance,
                     emotions=emotions,
                     affect_focus=record.affect_focus,
+                    context=record.context,
                 )
             )
     return examples

@@ -195,7 +195,8 @@ def evaluate_tagger(
     """Run ``tagger`` over ``examples`` and score it."""
     preds: list[SentencePrediction] = []
     for start in range(0, len(examples), batch_size):
-        preds.extend(tagger.predict([ex.text for ex in examples[start : start + batch_size]]))
+        chunk = examples[start : start + batch_size]
+        preds.extend(tagger.predict([ex.text for ex in chunk], [ex.context for ex in chunk]))
         if progress is not None:
             progress(len(preds), len(examples))
     return compute_metrics(examples, preds, tagger.schema)

@@ -3,10 +3,12 @@
 Texts are tokenized, sorted by length and run in batches under `torch.inference_mode`;
 results come back in input order. Inputs longer than the model's ``max_length`` tokens
 are scored in overlapping windows (stance logits averaged, emotion and affect-focus
-logits maximised); `windowed_texts` counts them for the run report.
+logits maximised); `windowed_texts` counts them for the run report. A model trained with
+context (``context_tokens`` > 0) reads the end of the preceding talk after each sentence.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,10 +29,39 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[i
     return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]  # type: ignore[no-any-return]
 
 
+def attach_context(
+    tokenizer: Any, token_ids: Sequence[list[int]], contexts: Sequence[str], max_length: int, context_tokens: int
+) -> tuple[list[list[int]], list[int]]:
+    """Append the last ``context_tokens`` tokens of each context after its sentence.
+
+    ``[CLS] sentence [SEP]`` becomes ``[CLS] sentence [SEP] context-tail [SEP]``; the
+    context is cut from the left (the words nearest the sentence matter most) and never
+    pushes the whole input past ``max_length``. Returns the new ids and, per item, the
+    length of its sentence part (what the network pools over).
+    """
+    sentence_lengths = [len(row) for row in token_ids]
+    if context_tokens <= 0 or not token_ids:
+        return [list(row) for row in token_ids], sentence_lengths
+    # a context token is rarely shorter than 2 characters: cut long contexts before tokenizing
+    clipped = [c[-context_tokens * 12:] for c in contexts]
+    context_ids = tokenizer(clipped, add_special_tokens=False)["input_ids"]
+    sep = int(tokenizer.sep_token_id)
+    rows = []
+    for row, ctx in zip(token_ids, context_ids):
+        room = min(context_tokens, max_length - len(row) - 1)
+        tail = ctx[-room:] if room > 0 and ctx else []
+        rows.append([*row, *tail, sep] if tail else list(row))
+    return rows, sentence_lengths
+
+
 def batched_logits(
-    net: Any, token_ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64
+    net: Any, token_ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64,
+    sentence_lengths: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Run the network over all items (length-sorted batches); logits in input order."""
+    """Run the network over all items (length-sorted batches); logits in input order.
+
+    ``sentence_lengths`` (from `attach_context`) marks where each item's context begins.
+    """
     import torch
 
     n = len(token_ids)
@@ -46,8 +77,8 @@ def batched_logits(
         with torch.inference_mode():
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
-                ids, mask = pad_batch([token_ids[i] for i in idx], pad_id)
-                logits = net(ids, mask)
+                lengths = [sentence_lengths[i] for i in idx] if sentence_lengths is not None else None
+                logits = net(*pad_batch([token_ids[i] for i in idx], pad_id, lengths))
                 for name, arr in out.items():
                     arr[idx] = logits[name].float().numpy()
     finally:
@@ -55,7 +86,14 @@ def batched_logits(
     return out
 
 
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+def pad_batch(
+    rows: Sequence[Sequence[int]], pad_id: int, sentence_lengths: Sequence[int] | None = None
+) -> tuple[Any, Any, Any, Any]:
+    """Padded tensors for the network: ids, attention mask, token types, pooling mask.
+
+    Without ``sentence_lengths`` every row is all sentence: token types and pooling mask
+    are None (the network then pools over the attention mask).
+    """
     import torch
 
     width = max(len(r) for r in rows)
@@ -64,7 +102,12 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
     for i, r in enumerate(rows):
         ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         mask[i, : len(r)] = 1
-    return ids, mask
+    if sentence_lengths is None or all(n == len(r) for n, r in zip(sentence_lengths, rows)):
+        return ids, mask, None, None
+    positions = torch.arange(width).unsqueeze(0)
+    sentence = positions < torch.tensor(list(sentence_lengths)).unsqueeze(1)
+    types = (mask.bool() & ~sentence).long()
+    return ids, mask, types, sentence.long()
 
 
 def predictions_from_logits(
@@ -92,6 +135,28 @@ def predictions_from_logits(
             )
         )
     return preds
+
+
+def quantized_int8(loaded: LoadedModel) -> LoadedModel:
+    """The same model with the encoder's linear layers dynamically quantised to int8.
+
+    Weights are stored as int8 per tensor and activations quantised on the fly, which uses
+    the CPU's integer dot-product units: several times faster than float32 on a laptop CPU.
+    The heads stay float32. Its emotion labels differ from float32's on a few percent of
+    sentences (docs/performance.md), so it is opt-in (`--precision int8`).
+    """
+    import warnings
+
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        # torch flags its quantised-tensor API for future removal; it is what runs today
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        encoder = quantize_dynamic(loaded.net.encoder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    loaded.net.encoder = encoder
+    return loaded
 
 
 WINDOW_STRIDE = 32  # tokens shared by consecutive windows
@@ -125,9 +190,10 @@ def pool_windows(logits: dict[str, np.ndarray], counts: Sequence[int]) -> dict[s
 class TransformerTagger:
     """A fine-tuned model directory behind the `pipeline.tag.Tagger` protocol."""
 
-    def __init__(self, loaded: LoadedModel, batch_size: int = 64):
+    def __init__(self, loaded: LoadedModel, batch_size: int = 64, precision: str = "float32"):
         self._loaded = loaded
         self.batch_size = batch_size
+        self.precision = precision
         self.windowed_texts = 0  # texts longer than max_length, scored in windows (run report)
         pad = loaded.tokenizer.pad_token_id
         self._pad_id = int(pad) if pad is not None else 0
@@ -148,12 +214,37 @@ class TransformerTagger:
     def max_length(self) -> int:
         return self._loaded.spec.max_length
 
-    def logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        ids, counts = encode_windows(self._loaded.tokenizer, texts, self._loaded.spec.max_length)
-        self.windowed_texts += sum(1 for c in counts if c > 1)
-        return pool_windows(batched_logits(self._loaded.net, ids, self._pad_id, self.batch_size), counts)
+    @property
+    def context_tokens(self) -> int:
+        """How many tokens of preceding talk the model reads with each sentence (0: none)."""
+        return self._loaded.spec.context_tokens
 
-    def predict(self, texts: Sequence[str]) -> list[SentencePrediction]:
+    def logits(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        spec = self._loaded.spec
+        ids, counts = encode_windows(self._loaded.tokenizer, texts, spec.max_length)
+        self.windowed_texts += sum(1 for c in counts if c > 1)
+        lengths = None
+        if contexts is not None and spec.context_tokens:
+            # a sentence scored in windows fills them itself: only one-window sentences get context
+            per_window = [ctx if n == 1 else "" for ctx, n in zip(contexts, counts) for _ in range(n)]
+            ids, lengths = attach_context(self._loaded.tokenizer, ids, per_window, spec.max_length,
+                                          spec.context_tokens)
+        with self._autocast():
+            logits = batched_logits(self._loaded.net, ids, self._pad_id, self.batch_size, lengths)
+        return pool_windows(logits, counts)
+
+    def _autocast(self) -> Any:
+        import torch
+
+        if self.precision == "bfloat16":  # matrix products in bfloat16, sums and softmax in float32
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[SentencePrediction]:
+        """Labels for ``texts``; ``contexts[i]`` is the talk before ``texts[i]`` (see
+        `pipeline.context.preceding_context`), used when the model was trained with it."""
         if not texts:
             return []
-        return predictions_from_logits(self.logits(texts), self.schema, self._loaded.spec.calibration)
+        if contexts is not None and len(contexts) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(contexts)} contexts")
+        return predictions_from_logits(self.logits(texts, contexts), self.schema, self._loaded.spec.calibration)

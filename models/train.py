@@ -318,7 +318,14 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
 
     from models.architecture import Targets, masked_losses, trainable_state
     from models.card import render_model_card
-    from models.tagger import TransformerTagger, batched_logits, encode, pad_batch, predictions_from_logits
+    from models.tagger import (
+        TransformerTagger,
+        attach_context,
+        batched_logits,
+        encode,
+        pad_batch,
+        predictions_from_logits,
+    )
 
     output_dir = Path(output_dir)
     if output_dir.exists():
@@ -343,8 +350,14 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
 
         # never beyond what the encoder's position embeddings allow
         max_len = min(config.model.max_length, int(encoder_config.get("max_position_embeddings", 10**6)))
-        train_ids = encode(tokenizer, [ex.text for ex in data.train], max_len)
-        dev_in_ids = encode(tokenizer, [ex.text for ex in data.dev_indomain], max_len)
+        context_tokens = config.model.context_tokens
+
+        def encoded(examples: Sequence[Example]) -> tuple[list[list[int]], list[int]]:
+            ids = encode(tokenizer, [ex.text for ex in examples], max_len)
+            return attach_context(tokenizer, ids, [ex.context for ex in examples], max_len, context_tokens)
+
+        train_ids, train_sentence_lengths = encoded(data.train)
+        dev_in_ids, dev_in_lengths = encoded(data.dev_indomain)
         dev_ge_ids = encode(tokenizer, [ex.text for ex in data.dev_goemotions_watch], max_len)
         targets = _targets(data.train, schema)
         lengths = [len(t) for t in train_ids]
@@ -359,7 +372,7 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
         weights = {STANCE: o.loss_weight_stance, EMOTIONS: o.loss_weight_emotions, AFFECT_FOCUS: o.loss_weight_affect_focus}
 
         def evaluate_dev() -> tuple[float, dict[str, float]]:
-            li = batched_logits(net, dev_in_ids, pad_id, 128)
+            li = batched_logits(net, dev_in_ids, pad_id, 128, dev_in_lengths)
             lg = batched_logits(net, dev_ge_ids, pad_id, 128)
             return dev_score(schema, data.dev_indomain, li, data.dev_goemotions_watch, lg, o.min_dev_positives)
 
@@ -373,7 +386,7 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
         stopped_early = False
         for step in range(1, o.max_steps + 1):
             idx = next(batches)
-            ids, mask = pad_batch([train_ids[i] for i in idx], pad_id)
+            batch = pad_batch([train_ids[i] for i in idx], pad_id, [train_sentence_lengths[i] for i in idx])
             t = Targets(
                 stance=torch.from_numpy(targets["stance"][idx]),
                 emotions=torch.from_numpy(targets["emotions"][idx]),
@@ -382,7 +395,7 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
                 affect_focus_mask=torch.from_numpy(targets["affect_mask"][idx]),
             )
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=o.bf16):
-                logits = net(ids, mask)
+                logits = net(*batch)
             losses = masked_losses(logits, t, affect_pos_weight=o.affect_focus_pos_weight)
             loss = sum(weights[k] * v for k, v in losses.items())
             optimizer.zero_grad(set_to_none=True)
@@ -426,7 +439,7 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
             for name, tensor in best_state.items():
                 params[name].copy_(tensor)
 
-        logits_in = batched_logits(net, dev_in_ids, pad_id, 128)
+        logits_in = batched_logits(net, dev_in_ids, pad_id, 128, dev_in_lengths)
         logits_ge = batched_logits(
             net, encode(tokenizer, [ex.text for ex in data.dev_goemotions], max_len), pad_id, 128
         )
@@ -462,6 +475,7 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
             lora_targets=list(m.lora_targets) if m.finetune == "lora" else None,
             lora_layers_from=m.train_layers_from if m.finetune == "lora" else None,
             max_length=max_len,
+            context_tokens=context_tokens,
             trained_tensors=sorted(best_state),
             schema_version=schema.version,
             schema_fingerprint=schema.fingerprint,
@@ -496,7 +510,8 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
             test: dict[str, Any] = {}
             for name, examples in (("indomain", data.test_indomain), ("goemotions", data.test_goemotions)):
                 if examples:
-                    test[name] = compute_metrics(examples, tagger.predict([ex.text for ex in examples]), schema)
+                    predictions = tagger.predict([ex.text for ex in examples], [ex.context for ex in examples])
+                    test[name] = compute_metrics(examples, predictions, schema)
                     log.info("test %s: %s", name, headline(test[name]))
             metrics["test"] = test
         (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -37,8 +37,10 @@ class Tagger(Protocol):
     @property
     def schema(self) -> LabelSchema: ...
 
-    def predict(self, texts: Sequence[str]) -> list[SentencePrediction]:
-        """Label a batch; the order of results follows `texts`."""
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[SentencePrediction]:
+        """Label a batch; the order of results follows `texts`. ``contexts[i]``, when given,
+        is the talk before ``texts[i]`` (pipeline.context.preceding_context); a tagger
+        that was not trained with context ignores it."""
         ...
 
 
@@ -73,13 +75,19 @@ class LoadedTagger:
         return self._tagger
 
 
-def tag_texts(tagger: Tagger, texts: Iterable[str], batch_size: int = 64) -> Iterator[SentencePrediction]:
-    """Stream predictions for many texts, `batch_size` at a time."""
+def tag_texts(
+    tagger: Tagger, texts: Iterable[str], batch_size: int = 64, contexts: Iterable[str] | None = None
+) -> Iterator[SentencePrediction]:
+    """Stream predictions for many texts (with their contexts, if given), `batch_size` at a time."""
+    pairs = zip(texts, contexts) if contexts is not None else ((text, None) for text in texts)
     batch: list[str] = []
-    for text in texts:
+    batch_contexts: list[str] = []
+    for text, context in pairs:
         batch.append(text)
+        if context is not None:
+            batch_contexts.append(context)
         if len(batch) == batch_size:
-            yield from tagger.predict(batch)
-            batch = []
+            yield from tagger.predict(batch, batch_contexts if contexts is not None else None)
+            batch, batch_contexts = [], []
     if batch:
-        yield from tagger.predict(batch)
+        yield from tagger.predict(batch, batch_contexts if contexts is not None else None)

@@ -29,7 +29,7 @@ class HashTagger:
     def schema(self) -> LabelSchema:
         return self._schema
 
-    def predict(self, texts: Sequence[str]) -> list[SentencePrediction]:
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[SentencePrediction]:
         self.calls += 1
         self.sentences_seen += len(texts)
         out = []

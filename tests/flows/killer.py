@@ -92,10 +92,10 @@ def install() -> None:
     pipeline.atomic.os = _OsProxy()  # type: ignore[assignment]
     predict = HashTagger.predict
 
-    def counted_predict(self: HashTagger, texts: Any) -> Any:
+    def counted_predict(self: HashTagger, texts: Any, contexts: Any = None) -> Any:
         counts["predict"] += 1
         _reached("predict")
-        return predict(self, texts)
+        return predict(self, texts, contexts)
 
     HashTagger.predict = counted_predict  # type: ignore[method-assign]
 

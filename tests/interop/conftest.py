@@ -36,7 +36,7 @@ class SaltedTagger(HashTagger):
         super().__init__(model_ref)
         self.salt = salt
 
-    def predict(self, texts: Sequence[str]) -> list[SentencePrediction]:
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[SentencePrediction]:
         out = []
         for text, base in zip(texts, super().predict(texts)):
             if hashlib.sha256((self.salt + text).encode()).digest()[0] < 90:  # about a third change

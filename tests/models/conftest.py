@@ -64,6 +64,7 @@ def _gold_rows() -> list[dict[str, object]]:
                         "id": f"g{n:04d}", "text": f"{text} {CANARY}" if n == 0 else text, "source": "synthetic",
                         "transcript": f"{split}{t}", "speaker": "doctor" if t % 2 else "patient", "split": split,
                         "stance": stance, "emotions": emo, "affect_focus": affect,
+                        "context": texts[0] if n % 2 else "",  # the talk before, on every other row
                     })
                     n += 1
     return rows

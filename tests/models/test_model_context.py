@@ -1,0 +1,97 @@
+"""Context after the sentence: encoding, batching, training and inference with it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.registry import clear_cache, load_tagger
+from models.tagger import attach_context, encode, pad_batch
+
+SENTENCES = ["i was scared and worried", "mm okay", "the trial evidence on risk is clear"]
+CONTEXTS = ["how do you feel ?", "", "when i was in the ward i felt scared " * 20]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_base: Path):  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_base), local_files_only=True)
+
+
+@pytest.fixture(scope="module")
+def context_model(make_config, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    from models.train import train_model
+
+    config = make_config(version="0.0.2", model={"finetune": "full", "context_tokens": 8})
+    return train_model(config, tmp_path_factory.mktemp("ctx") / "tiny-tagger-ctx")
+
+
+def test_context_tail_follows_the_sentence_within_max_length(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    ids = encode(tokenizer, SENTENCES, 16)
+    rows, lengths = attach_context(tokenizer, ids, CONTEXTS, 16, 8)
+    assert lengths == [len(r) for r in ids]
+    for row, sentence, length in zip(rows, ids, lengths):
+        assert row[:length] == sentence  # the sentence part is untouched
+        assert len(row) <= 16
+    assert rows[1] == ids[1]  # no context, nothing added
+    # the tail of the context (the words nearest the sentence), closed by [SEP]
+    scared = tokenizer.convert_tokens_to_ids("scared")
+    assert rows[2][-1] == tokenizer.sep_token_id and rows[2][-2] == scared
+    assert len(rows[2]) == 16  # cut to the room left, not past max_length
+    rows0, _ = attach_context(tokenizer, ids, CONTEXTS, 16, 0)
+    assert rows0 == ids
+
+
+def test_pad_batch_marks_context_as_type_one_and_pools_the_sentence(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    ids = encode(tokenizer, SENTENCES, 32)
+    rows, lengths = attach_context(tokenizer, ids, CONTEXTS, 32, 6)
+    batch_ids, mask, types, pool = pad_batch(rows, 0, lengths)
+    for i, (row, n) in enumerate(zip(rows, lengths)):
+        assert mask[i].sum() == len(row)
+        assert pool[i].sum() == n and bool(pool[i, :n].all())
+        assert types[i, :n].sum() == 0 and types[i, n:len(row)].sum() == len(row) - n
+        assert types[i, len(row):].sum() == 0  # padding is neither
+    assert pad_batch(ids, 0, [len(r) for r in ids])[2] is None  # no context anywhere: plain batch
+
+
+def test_model_trained_with_context_reads_it(context_model: Path) -> None:
+    clear_cache()
+    tagger = load_tagger(str(context_model))
+    assert tagger.context_tokens == 8
+    alone = tagger.predict(SENTENCES)
+    empty = tagger.predict(SENTENCES, ["", "", ""])
+    assert [p.stance_probs for p in alone] == [p.stance_probs for p in empty]
+    with_context = tagger.predict(SENTENCES, CONTEXTS)
+    assert with_context[0].stance_probs != alone[0].stance_probs  # the context changed what it saw
+    assert with_context[1].stance_probs == alone[1].stance_probs  # "" is no context
+    with pytest.raises(ValueError, match="contexts"):
+        tagger.predict(SENTENCES, ["one"])
+
+
+def test_model_without_context_ignores_it(trained_model: Path) -> None:
+    tagger = load_tagger(str(trained_model))
+    assert tagger.context_tokens == 0
+    assert tagger.predict(SENTENCES, CONTEXTS) == tagger.predict(SENTENCES)
+
+
+def test_int8_precision_is_a_separate_valid_tagger(context_model: Path) -> None:
+    clear_cache()
+    exact = load_tagger(str(context_model))
+    fast = load_tagger(str(context_model), precision="int8")
+    assert fast is not exact and (fast.precision, exact.precision) == ("int8", "float32")
+    assert load_tagger(str(context_model), precision="int8") is fast  # cached per precision
+    preds = fast.predict(SENTENCES, CONTEXTS)
+    reference = exact.predict(SENTENCES, CONTEXTS)
+    for p, r in zip(preds, reference):
+        assert p.stance_probs == pytest.approx(r.stance_probs, abs=0.05)
+    with pytest.raises(ValueError, match="precision"):
+        load_tagger(str(context_model), precision="int4")
+
+
+def test_bfloat16_precision_stays_close_to_float32(context_model: Path) -> None:
+    exact = load_tagger(str(context_model)).predict(SENTENCES, CONTEXTS)
+    half = load_tagger(str(context_model), precision="bfloat16")
+    assert half.precision == "bfloat16"
+    for p, r in zip(half.predict(SENTENCES, CONTEXTS), exact):
+        assert p.stance_probs == pytest.approx(r.stance_probs, abs=0.05)

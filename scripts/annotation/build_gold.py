@@ -18,6 +18,8 @@ from sklearn.metrics import cohen_kappa_score
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from models.data import assign_split  # noqa: E402
+from pipeline.context import preceding_context  # noqa: E402
+from pipeline.ingest.markup import strip_markup  # noqa: E402
 
 ANNOTATION = REPO / "data" / "annotation"
 EMOTIONS = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
@@ -34,8 +36,9 @@ def _agreement(first: dict, second: dict) -> dict:
     if not both:
         return result
 
-    def kappa(get) -> float:  # type: ignore[no-untyped-def]
-        return round(cohen_kappa_score([get(first[i]) for i in both], [get(second[i]) for i in both]), 3)
+    def kappa(get) -> float | None:  # type: ignore[no-untyped-def]
+        value = cohen_kappa_score([get(first[i]) for i in both], [get(second[i]) for i in both])
+        return None if value != value else round(value, 3)  # NaN: neither annotator used the label
 
     result["stance_kappa"] = kappa(lambda r: r["stance"])
     result["stance_percent_agreement"] = round(sum(first[i]["stance"] == second[i]["stance"] for i in both) / len(both), 3)
@@ -43,6 +46,14 @@ def _agreement(first: dict, second: dict) -> dict:
     result["any_emotion_kappa"] = kappa(lambda r: bool(r["emotions"]))
     result["emotion_kappa"] = {e: kappa(lambda r, e=e: e in r["emotions"]) for e in EMOTIONS}
     return result
+
+
+def context_of(item: dict) -> str:
+    """What the model reads before the sentence: the same function the pipeline uses, on
+    the previous turn (its "speaker: " prefix dropped) and this turn up to the sentence."""
+    previous = item["prev_turn"].split(": ", 1)[1] if ": " in item["prev_turn"] else item["prev_turn"]
+    start = max(item["turn"].find(item["sentence"]), 0)
+    return strip_markup(preceding_context(strip_markup(previous), item["turn"], start))
 
 
 def main() -> None:
@@ -64,8 +75,11 @@ def main() -> None:
         for row in read_jsonl(path):
             adjudicated[row["item_id"]] = row
     missing = sorted(set(pool) - set(first))
-    if missing:
-        raise SystemExit(f"{len(missing)} pool items have no label yet, e.g. {missing[:3]}")
+    if missing and "--skip-unlabelled" in sys.argv:  # a batch still being annotated
+        print(f"skipping {len(missing)} pool items with no label yet", file=sys.stderr)
+        pool = {k: v for k, v in pool.items() if k in first}
+    elif missing:
+        raise SystemExit(f"{len(missing)} pool items have no label yet, e.g. {missing[:3]} (--skip-unlabelled)")
 
     agreement = {name: _agreement(first, second) for name, second in double_sets.items()}
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -78,6 +92,7 @@ def main() -> None:
                 "speaker": item["speaker"], "split": split, "stance": label["stance"],
                 "emotions": sorted(label["emotions"]), "affect_focus": bool(label["affect_focus"]),
                 "annotator": annotator_of[item_id], "adjudicated": item_id in adjudicated,
+                "context": context_of(item),
             }
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             counts[split][f"stance={record['stance']}"] += 1

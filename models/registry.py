@@ -24,7 +24,7 @@ DEFAULT_REGISTRY = Path(__file__).resolve().parent / "registry"
 DEFAULT_MODEL_ID = "epistance-tagger"
 LATEST = "latest"
 
-_cache: dict[tuple[str, str], Tagger] = {}
+_cache: dict[tuple[str, str, str], Tagger] = {}
 _lock = threading.Lock()
 
 
@@ -102,19 +102,25 @@ def load_tagger(
     registry_dir: Path | None = None,
     expected_schema: LabelSchema | None = None,
     batch_size: int = 64,
+    precision: str = "float32",
 ) -> Tagger:
     """Resolve, verify (manifest, schema, base hash) and load a tagger, once per process.
 
     ``expected_schema`` defaults to the configured schema (configs/labels/v1.toml); a
     model trained with another schema is refused (models.labels.LabelSchemaMismatch).
+    ``precision`` (pipeline.precision): "float32" (the library default: the model as
+    trained), "bfloat16", "int8", or "auto" (what `epistance annotate` uses by default).
     """
+    from pipeline.precision import resolve_precision
+
+    precision = resolve_precision(precision)
     from models.artifact import load_model_dir
     from models.labels import load_label_schema
-    from models.tagger import TransformerTagger
+    from models.tagger import TransformerTagger, quantized_int8
 
     resolved, folder = resolve_ref(ref, registry_dir)
     schema = expected_schema or load_label_schema()
-    key = (str(folder), schema.fingerprint)
+    key = (str(folder), schema.fingerprint, precision)
     with _lock:
         tagger = _cache.get(key)
         if tagger is None:
@@ -123,7 +129,9 @@ def load_tagger(
                 raise ModelNotFoundError(
                     f"{folder} holds {loaded.spec.ref}, not {resolved}; the registry folder is misfiled"
                 )
-            tagger = TransformerTagger(loaded, batch_size=batch_size)
+            if precision == "int8":
+                loaded = quantized_int8(loaded)
+            tagger = TransformerTagger(loaded, batch_size=batch_size, precision=precision)
             _cache[key] = tagger
         return tagger
 

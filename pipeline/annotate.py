@@ -27,6 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,10 @@ from pipeline.ingest.metadata import SpeakerTable
 from pipeline.lock import corpus_lock
 from pipeline.pseudonymise import PseudonymRun, audit_corpus, begin_pseudonymisation, pseudonymise_for_run
 from pipeline.parts import PartSentence, PartTurn, TranscriptPart, read_part, recompute_key, write_part
-from pipeline.schema import Transcript
+from pipeline.schema import Sentence, Transcript
+from pipeline.context import preceding_context
 from pipeline.segment import Segmenter, segment_transcript
-from pipeline.tag import Tagger, TaggerSource, tag_texts
+from pipeline.tag import SentencePrediction, Tagger, TaggerSource, tag_texts
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (transcript_id, done, total)
@@ -155,26 +157,29 @@ class UnitResult(BaseModel):
 class Workers:
     """Segmenter and tagger, loaded on first use so a no-op rerun loads neither.
 
-    One Workers may be shared by threads: model calls are serialised by `lock` (the
-    model already uses every core; reading and writing still overlap).
+    One Workers may be shared by threads. spaCy and the model each run one call at a time
+    (`segment_lock`, `tag_lock`), but one thread may segment a transcript while another
+    tags the previous one: both release the GIL in their native code, so on two cores
+    segmentation mostly hides behind tagging (docs/performance.md).
     """
 
     def __init__(self, config: RunConfig, source: TaggerSource, segmenter: Segmenter | None = None) -> None:
         self.config, self.source = config, source
         self._segmenter = segmenter
         self._tagger: Tagger | None = None
-        self.lock = threading.RLock()
+        self.segment_lock = threading.Lock()
+        self.tag_lock = threading.Lock()
 
     @property
     def segmenter(self) -> Segmenter:
-        with self.lock:
+        with self.segment_lock:
             if self._segmenter is None:
                 self._segmenter = Segmenter(self.config.segment)
             return self._segmenter
 
     @property
     def tagger(self) -> Tagger:
-        with self.lock:
+        with self.tag_lock:
             if self._tagger is None:
                 self._tagger = self.source.load()
             return self._tagger
@@ -190,17 +195,34 @@ def is_transient(error: BaseException) -> bool:
     return error.errno in TRANSIENT_ERRNOS or isinstance(error, (BlockingIOError, InterruptedError, TimeoutError))
 
 
+def sentence_contexts(transcript: Transcript, sentences: Sequence[Sentence]) -> list[str]:
+    """The talk before each sentence (previous turn + its own turn so far), markup hidden."""
+    index = {turn.turn_id: i for i, turn in enumerate(transcript.turns)}
+    contexts = []
+    for s in sentences:
+        i = index[s.turn_id]
+        previous = strip_markup(transcript.turns[i - 1].text) if i else None
+        contexts.append(strip_markup(preceding_context(previous, transcript.turns[i].text, s.start)))
+    return contexts
+
+
 def process_transcript(transcript: Transcript, workers: Workers) -> TranscriptPart:
     """Segment and tag one transcript (the expensive step, done only for new keys)."""
-    with workers.lock:
-        sentences = segment_transcript(transcript, workers.segmenter, workers.config.tag.tag_roles)
-        taggable = [s for s in sentences if s.taggable]
-        tagger = workers.tagger if taggable else None
-        before = getattr(tagger, "windowed_texts", 0)
-        predictions = dict(zip((s.sentence_id for s in taggable),
-                               tag_texts(workers.tagger, (strip_markup(s.text) for s in taggable),
-                                         workers.config.tag.batch_size)))
-        windowed = getattr(tagger, "windowed_texts", 0) - before
+    segmenter = workers.segmenter
+    with workers.segment_lock:
+        sentences = segment_transcript(transcript, segmenter, workers.config.tag.tag_roles)
+    taggable = [s for s in sentences if s.taggable]
+    texts = [strip_markup(s.text) for s in taggable]
+    contexts = sentence_contexts(transcript, taggable)
+    predictions: dict[str, SentencePrediction] = {}
+    windowed = 0
+    if taggable:
+        tagger = workers.tagger
+        with workers.tag_lock:
+            before = getattr(tagger, "windowed_texts", 0)
+            predictions = dict(zip((s.sentence_id for s in taggable),
+                                   tag_texts(tagger, texts, workers.config.tag.batch_size, contexts)))
+            windowed = getattr(tagger, "windowed_texts", 0) - before
     by_turn: dict[str, list[PartSentence]] = {}
     for s in sentences:
         by_turn.setdefault(s.turn_id, []).append(
@@ -380,10 +402,18 @@ def annotate_corpus(inputs: Sequence[Path], out_dir: Path, config: RunConfig, so
         workers = Workers(config, source, segmenter)
         planned = plan_units(inputs)
         results: list[UnitResult] = []
-        for done, item in enumerate(planned, start=1):
-            results.append(annotate_unit_retrying(item, context, speakers, workers, retry_delays))
-            if progress:
-                progress(item.transcript_id, done, len(planned))
+        # two transcripts in flight: one is segmented while the other is tagged (Workers)
+        pool = ThreadPoolExecutor(max_workers=max(1, config.orchestration.max_workers),
+                                  thread_name_prefix="epistance-unit")
+        try:
+            futures = [pool.submit(annotate_unit_retrying, item, context, speakers, workers, retry_delays)
+                       for item in planned]
+            for done, (item, future) in enumerate(zip(planned, futures), start=1):
+                results.append(future.result())
+                if progress:
+                    progress(item.transcript_id, done, len(planned))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # on an error: nothing new starts
         return assemble_corpus(context, results, speakers, started)
 
 

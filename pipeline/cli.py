@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -29,15 +30,22 @@ out = Console()
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
 
+class Precision(str, Enum):
+    auto = "auto"
+    bfloat16 = "bfloat16"
+    int8 = "int8"
+    float32 = "float32"
+
+
 def _fail(error: PipelineError) -> None:
     console.print(f"[red]error[/red] {error.render()}")
     raise typer.Exit(EXIT_USAGE)
 
 
-def _tagger_source(model: str | None, batch_size: int = 64):  # type: ignore[no-untyped-def]
+def _tagger_source(model: str | None, batch_size: int = 64, precision: str = "auto"):  # type: ignore[no-untyped-def]
     from pipeline.tagger_source import RegistryTaggerSource
 
-    return RegistryTaggerSource(model, batch_size=batch_size)
+    return RegistryTaggerSource(model, batch_size=batch_size, precision=precision)
 
 
 @app.callback()
@@ -68,6 +76,10 @@ def annotate(
     names: Annotated[Optional[Path], typer.Option(
         exists=True, dir_okay=False, help="Names always replaced, one a line, e.g. the participant and staff list "
                                           "(implies --pseudonymise).")] = None,
+    precision: Annotated[Optional[Precision], typer.Option(
+        help="auto (default): bfloat16 on CPUs with native bfloat16, else float32; int8: fastest, a few "
+             "emotion labels differ; float32: exactly as trained (docs/performance.md). Overrides tag.precision "
+             "of the run config.")] = None,
 ) -> None:
     """Annotate transcripts into an annotated corpus folder (JSONL, Parquet, DocBin, manifest)."""
     from pipeline.annotate import annotate_corpus
@@ -78,6 +90,9 @@ def annotate(
         run_config = _with_orchestrator(load_run_config(config), "none" if no_prefect else orchestrator)
         if model:
             run_config = run_config.model_copy(update={"tag": run_config.tag.model_copy(update={"model": model})})
+        if precision:
+            run_config = run_config.model_copy(
+                update={"tag": run_config.tag.model_copy(update={"precision": precision.value})})
         if pseudonymise or pseudonym_key or names:
             update: dict[str, object] = {"enabled": True}
             if pseudonym_key:
@@ -96,9 +111,9 @@ def annotate(
             from pipeline.flows.workers import TaggerSpec, source_for
 
             source = source_for(TaggerSpec(factory=tagger_factory, model=run_config.tag.model,
-                                           batch_size=run_config.tag.batch_size))
+                                           batch_size=run_config.tag.batch_size, precision=run_config.tag.precision))
         else:
-            source = _tagger_source(run_config.tag.model, run_config.tag.batch_size)
+            source = _tagger_source(run_config.tag.model, run_config.tag.batch_size, run_config.tag.precision)
     except PipelineError as error:
         _fail(error)
     with Progress(TextColumn("[bold]annotating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -204,10 +219,12 @@ def serve(
 
 @app.command()
 def tag(
-    input_file: Annotated[Path, typer.Argument(help='JSON lines {"id": ..., "text": ...}.', exists=True)],
+    input_file: Annotated[Path, typer.Argument(
+        help='JSON lines {"id": ..., "text": ..., "context": optional talk before the sentence}.', exists=True)],
     output: Annotated[Path, typer.Option("--out", help="Output JSON lines.")],
     model: Annotated[Optional[str], typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 64,
+    precision: Annotated[Precision, typer.Option(help="auto, bfloat16, int8 or float32 (docs/performance.md).")] = Precision.auto,
 ) -> None:
     """Tag sentences you already have: one output line per input line, in order."""
     from pipeline.atomic import write_atomic
@@ -226,10 +243,13 @@ def tag(
             except ValueError:
                 problems.append(f"{input_file}, line {number}: expected an object with 'id' and a string 'text'")
     try:
-        tagger = _tagger_source(model, batch_size).load()
+        tagger = _tagger_source(model, batch_size, precision.value).load()
     except PipelineError as error:
         _fail(error)
-    predictions = tag_texts(tagger, (r["text"] for r in rows), batch_size)
+    # a row's optional "context" is the talk before its sentence (the previous turn and the
+    # turn so far): the shipped model reads it as `epistance annotate` gives it
+    contexts = [c if isinstance(c := r.get("context"), str) else "" for r in rows]
+    predictions = tag_texts(tagger, (r["text"] for r in rows), batch_size, contexts)
 
     def write(handle) -> None:  # type: ignore[no-untyped-def]
         for row, prediction in zip(rows, predictions):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import ConfigError
 from pipeline.ingest import IngestConfig
+from pipeline.precision import Precision, resolve_precision
 from pipeline.pseudonymise import PseudonymiseConfig
 from pipeline.segment import SegmentConfig
 
@@ -28,6 +29,8 @@ class TagConfig(BaseModel):
     model: str | None = None  # "id@version", "id@latest", a model folder; None = the shipped default
     batch_size: int = 64
     tag_roles: tuple[str, ...] = ("participant", "other", "unknown")
+    #: auto | bfloat16 | int8 | float32 (pipeline.precision; docs/performance.md)
+    precision: Precision = "auto"
 
 
 class OrchestrationConfig(BaseModel):
@@ -71,6 +74,9 @@ class RunConfig(BaseModel):
             "segment": self.segment.model_dump(mode="json", exclude={"batch_size"}),
             "tag_roles": list(self.tag.tag_roles),
         }
+        precision = resolve_precision(self.tag.precision)
+        if precision != "float32":  # probabilities differ slightly from the float32 model's
+            relevant["tag_precision"] = precision
         if self.pseudonymise.enabled:  # only when on: corpora made without it keep their keys
             relevant["pseudonymise"] = self.pseudonymise.recompute_material()
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

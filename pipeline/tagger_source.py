@@ -13,11 +13,13 @@ from pipeline.tag import Tagger
 
 
 class RegistryTaggerSource:
-    def __init__(self, ref: str | None = None, registry_dir: Path | None = None, batch_size: int = 64) -> None:
+    def __init__(self, ref: str | None = None, registry_dir: Path | None = None, batch_size: int = 64,
+                 precision: str = "auto") -> None:
         from models.errors import ModelError
         from models.registry import resolve_ref
 
         self._requested, self._registry_dir, self._batch_size = ref, registry_dir, batch_size
+        self._precision = precision
         try:
             self._ref, self._folder = resolve_ref(ref, registry_dir)
         except ModelError as error:
@@ -38,6 +40,6 @@ class RegistryTaggerSource:
 
         try:
             return load_tagger(self._requested, self._registry_dir, expected_schema=self._schema,
-                               batch_size=self._batch_size)
+                               batch_size=self._batch_size, precision=self._precision)
         except (ModelError, LabelSchemaMismatch) as error:
             raise ModelUnavailableError(f"cannot load {self._ref}: {error}") from None

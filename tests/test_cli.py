@@ -16,7 +16,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_tagger_source", lambda model, batch_size=64: LoadedTagger(HashTagger()))
+    monkeypatch.setattr(cli, "_tagger_source", lambda model, batch_size=64, precision="auto": LoadedTagger(HashTagger()))
 
 
 def write_inputs(folder: Path) -> Path:

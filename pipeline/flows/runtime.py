@@ -280,7 +280,8 @@ def run_annotate_flow(inputs: Sequence[Path], out_dir: Path, config: RunConfig, 
     url = start_prefect(config.orchestration, base)  # boots while prefect and the flow module import
     factory = tagger_factory or DEFAULT_FACTORY
     if source is not None:
-        use_source(TaggerSpec(factory=factory, model=config.tag.model, batch_size=config.tag.batch_size), source)
+        use_source(TaggerSpec(factory=factory, model=config.tag.model, batch_size=config.tag.batch_size,
+                              precision=config.tag.precision), source)
     from pipeline.flows.annotate import run_flow
 
     _warm_imports()  # while the API boots: the assembly step needs spaCy in any case

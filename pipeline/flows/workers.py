@@ -21,13 +21,14 @@ DEFAULT_FACTORY = "pipeline.tagger_source:RegistryTaggerSource"
 
 
 class TaggerSpec(BaseModel):
-    """How a worker gets its tagger: `factory(model, batch_size=...)` returns a TaggerSource."""
+    """How a worker gets its tagger: `factory(model, batch_size=..., precision=...)` returns a TaggerSource."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     factory: str = DEFAULT_FACTORY  # "module:callable", importable on every worker
     model: str | None = None  # id@version, id@latest, a model folder; None: the shipped default
     batch_size: int = 64
+    precision: str = "auto"  # pipeline.config.TagConfig.precision
 
     @property
     def cache_key(self) -> str:
@@ -65,7 +66,8 @@ def source_for(spec: TaggerSpec) -> TaggerSource:
     with _lock:
         source = _sources.get(spec.cache_key)
         if source is None:
-            source = _import_factory(spec.factory)(spec.model, batch_size=spec.batch_size)
+            source = _import_factory(spec.factory)(spec.model, batch_size=spec.batch_size,
+                                                   precision=spec.precision)
             _sources[spec.cache_key] = source
         return source
 

@@ -15,7 +15,7 @@ CANARY = "Zebulon Quartermaine-Xyq"  # a fake name that must never leave the cor
 CANARY_PHONE = "07700 900461"
 
 
-def hash_tagger_source(model: str | None = None, batch_size: int = 64) -> LoadedTagger:
+def hash_tagger_source(model: str | None = None, batch_size: int = 64, precision: str = "auto") -> LoadedTagger:
     """TaggerSource factory (importable on any worker): a HashTagger, no weights."""
     return LoadedTagger(HashTagger(model or "hash-tagger@0.0.1"))
 
@@ -80,7 +80,7 @@ class _CountingSource(LoadedTagger):
         return super().load()
 
 
-def counting_tagger_source(model: str | None = None, batch_size: int = 64) -> LoadedTagger:
+def counting_tagger_source(model: str | None = None, batch_size: int = 64, precision: str = "auto") -> LoadedTagger:
     """Like hash_tagger_source, recording each model load (tests of once-per-process loading)."""
     return _CountingSource(HashTagger(model or "hash-tagger@0.0.1"))
 

@@ -28,7 +28,7 @@ EPISTANCE = str(REPO / ".venv" / "bin" / "epistance")
 
 @pytest.fixture(autouse=True)
 def fake_model(monkeypatch: pytest.MonkeyPatch, prefect_api: str, segmenter) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(cli, "_tagger_source", lambda model, batch_size=64: LoadedTagger(HashTagger()))
+    monkeypatch.setattr(cli, "_tagger_source", lambda model, batch_size=64, precision="auto": LoadedTagger(HashTagger()))
     workers.clear()
     workers.use_segmenter(segmenter)
 

@@ -1,0 +1,44 @@
+"""Which precision `auto` means on a machine, and that it is part of the recompute key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline import precision as precision_module
+from pipeline.config import RunConfig, TagConfig
+from pipeline.precision import native_bfloat16, resolve_precision
+
+
+def cpuinfo(tmp_path: Path, flags: str) -> Path:
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 {flags}\n\n")
+    return path
+
+
+def test_native_bfloat16_reads_the_cpu_flags(tmp_path: Path) -> None:
+    assert native_bfloat16(cpuinfo(tmp_path, "avx2 avx512f avx512_bf16"))
+    assert native_bfloat16(cpuinfo(tmp_path / "..", "amx_bf16 amx_tile"))
+    assert not native_bfloat16(cpuinfo(tmp_path / "../..", "avx2 avx512f avx512bw"))
+    assert not native_bfloat16(tmp_path / "missing")  # not Linux: unknown, so no
+
+
+def test_auto_means_bfloat16_only_with_native_support(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision_module, "native_bfloat16", lambda: True)
+    assert resolve_precision("auto") == "bfloat16"
+    monkeypatch.setattr(precision_module, "native_bfloat16", lambda: False)
+    assert resolve_precision("auto") == "float32"
+    assert resolve_precision("int8") == "int8"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp8")
+
+
+def test_the_resolved_precision_is_in_the_recompute_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    def key(precision: str) -> str:
+        return RunConfig(tag=TagConfig(precision=precision)).recompute_hash()  # type: ignore[arg-type]
+
+    monkeypatch.setattr(precision_module, "native_bfloat16", lambda: False)
+    assert key("auto") == key("float32")  # corpora made before precision existed keep their keys
+    assert len({key("float32"), key("bfloat16"), key("int8")}) == 3
+    monkeypatch.setattr(precision_module, "native_bfloat16", lambda: True)
+    assert key("auto") == key("bfloat16")

@@ -195,6 +195,11 @@ def is_transient(error: BaseException) -> bool:
     return error.errno in TRANSIENT_ERRNOS or isinstance(error, (BlockingIOError, InterruptedError, TimeoutError))
 
 
+#: sentences handed to the tagger at once: it sorts them by length before batching, so a
+#: whole transcript per call means less padding than document-order chunks of one batch
+SENTENCES_PER_CALL = 4096
+
+
 def sentence_contexts(transcript: Transcript, sentences: Sequence[Sentence]) -> list[str]:
     """The talk before each sentence (previous turn + its own turn so far), markup hidden."""
     index = {turn.turn_id: i for i, turn in enumerate(transcript.turns)}
@@ -221,7 +226,7 @@ def process_transcript(transcript: Transcript, workers: Workers) -> TranscriptPa
         with workers.tag_lock:
             before = getattr(tagger, "windowed_texts", 0)
             predictions = dict(zip((s.sentence_id for s in taggable),
-                                   tag_texts(tagger, texts, workers.config.tag.batch_size, contexts)))
+                                   tag_texts(tagger, texts, SENTENCES_PER_CALL, contexts)))
             windowed = getattr(tagger, "windowed_texts", 0) - before
     by_turn: dict[str, list[PartSentence]] = {}
     for s in sentences:

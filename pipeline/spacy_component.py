@@ -2,7 +2,7 @@
 
     import spacy
     nlp = spacy.load("en_core_web_sm")          # any English pipeline that sets sentences
-    nlp.add_pipe("epistance", config={"model": "epistance-tagger@1.0.0"})
+    nlp.add_pipe("epistance", config={"model": "epistance-tagger@latest"})
     for sent in nlp("I was terrified. The trials show it works.").sents:
         print(sent._.stance, sent._.stance_probs, sent._.emotions, sent._.affect_focus)
 
@@ -10,7 +10,8 @@ Every sentence span gets six extension attributes (registered on `Span`, declare
 component's `assigns`): `stance` (str), `stance_probs` (dict), `emotions` (list of str),
 `emotion_probs` (dict), `affect_focus` (bool) and `affect_focus_prob` (float). Read them
 from `doc.sents`. Transcriber markup ([laughs], <UNSURE>) is hidden from the model as in
-`epistance annotate`.
+`epistance annotate`; a model trained with context reads the doc's text before each
+sentence as its context (a doc has no turns).
 
 Config: `model` (`id@version`, `id@latest`, a model folder, or null for the default
 model), `registry_dir` (null = the package registry) and `batch_size`. The reference is
@@ -82,6 +83,7 @@ class EpistanceComponent:
             yield from docs
 
     def _tag(self, docs: list[Doc]) -> None:
+        from pipeline.context import preceding_context
         from pipeline.ingest.markup import strip_markup
 
         spans: list[Span] = []
@@ -95,7 +97,9 @@ class EpistanceComponent:
         pairs = [(span, text) for span, text in pairs if text]  # markup or whitespace only: nothing to read
         if not pairs:
             return
-        predictions = tag_texts(self.tagger, (text for _, text in pairs), self.batch_size)
+        # the doc's text before each sentence is its context (a doc has no turns to go by)
+        contexts = [strip_markup(preceding_context(None, span.doc.text, span.start_char)) for span, _ in pairs]
+        predictions = tag_texts(self.tagger, (text for _, text in pairs), self.batch_size, contexts)
         for (span, _), prediction in zip(pairs, predictions):
             span._.stance = prediction.stance
             span._.stance_probs = dict(prediction.stance_probs)

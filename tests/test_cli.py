@@ -84,6 +84,23 @@ def test_tag_command_keeps_order_and_reports_bad_lines(tmp_path: Path) -> None:
                             "affect_focus_prob"}
 
 
+def test_tag_command_passes_each_rows_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str] | None] = []
+
+    class Recording(HashTagger):
+        def predict(self, texts, contexts=None):  # type: ignore[no-untyped-def]
+            seen.append(list(contexts) if contexts is not None else None)
+            return super().predict(texts, contexts)
+
+    monkeypatch.setattr(cli, "_tagger_source", lambda model, batch_size=64, precision="auto": LoadedTagger(Recording()))
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "text": "Massive.", "context": "How big a change was it?"}\n'
+                      '{"id": 2, "text": "Lithium is toxic."}\n')
+    result = runner.invoke(cli.app, ["tag", str(source), "--out", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert seen == [["How big a change was it?", ""]]
+
+
 def test_compare_writes_the_report_and_rejects_bad_filters(tmp_path: Path) -> None:
     inputs = write_inputs(tmp_path / "in")
     sidecar = tmp_path / "speakers.csv"

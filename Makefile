@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test test-slow train-default bench clean
+.PHONY: setup run test test-slow train-default bench bench-memory clean
 
 setup: $(STAMP)
 
@@ -32,8 +32,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+# throughput: naive vs epistance vs the model's ceiling (QUICK=1: 6 consultations, < 2 min)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_pipeline.py $(if $(QUICK),--quick,)
+
+# peak RSS on PriMock57 and on a corpus ten times larger (about 15 min)
+bench-memory: $(STAMP)
+	$(PY) benchmarks/bench_memory.py
 
 train-default: $(STAMP)
 	bash scripts/train/train_default.sh

@@ -17,6 +17,7 @@ from pipeline.corpus_io import SentenceRecord
 def _turn_doc(nlp, turn_text: str, rows: list[SentenceRecord]):  # type: ignore[no-untyped-def]
     import numpy
     from spacy.attrs import SENT_START
+    from spacy.tokens import Span
 
     doc = nlp.make_doc(turn_text)
     starts = set()
@@ -28,12 +29,13 @@ def _turn_doc(nlp, turn_text: str, rows: list[SentenceRecord]):  # type: ignore[
             continue
         sentence_spans.append(span)
         starts.add(span.start)
+        # labelled copies from token indices: aligning characters again costs more
         if row.stance is not None:
-            groups["stance"].append(doc.char_span(row.start, row.end, label=row.stance, alignment_mode="expand"))
+            groups["stance"].append(Span(doc, span.start, span.end, label=row.stance))
         for emotion in row.emotions or []:
-            groups["emotions"].append(doc.char_span(row.start, row.end, label=emotion, alignment_mode="expand"))
+            groups["emotions"].append(Span(doc, span.start, span.end, label=emotion))
         if row.affect_focus:
-            groups["affect_focus"].append(doc.char_span(row.start, row.end, label="yes", alignment_mode="expand"))
+            groups["affect_focus"].append(Span(doc, span.start, span.end, label="yes"))
     # one array write: setting token.is_sent_start token by token re-scans the Doc each
     # time (quadratic: minutes for a 1M-character turn)
     sent_starts = numpy.full((len(doc), 1), numpy.iinfo(numpy.uint64).max, dtype=numpy.uint64)  # -1: not a start

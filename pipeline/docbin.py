@@ -7,10 +7,14 @@ is needed to write or read it. Span groups: `stance` and `emotions` (label = the
 from __future__ import annotations
 
 import contextlib
+import struct
+import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from pipeline.atomic import write_bytes_atomic
+from pipeline.atomic import write_atomic
 from pipeline.corpus_io import SentenceRecord
 
 
@@ -69,15 +73,119 @@ def _msgpack_extensions_looked_up_once() -> Iterator[None]:
 
 
 def write_docbin(path: Path, turns: Iterable[tuple[str, list[SentenceRecord]]]) -> None:
-    """`turns` yields (turn text, its sentence records) in corpus order."""
+    """`turns` yields (turn text, its sentence records) in corpus order.
+
+    Streams: spaCy's DocBin keeps every Doc's arrays in memory until `to_bytes`, which
+    then copies them twice more, so its memory grows with the corpus. Here each Doc's
+    arrays go to anonymous temp files beside the output as it is made, and the file is
+    assembled from them through a streaming compressor: the same bytes as
+    `DocBin(store_user_data=True)` with the same Docs would write (tests/test_docbin_stream.py),
+    in memory only the string table and one number per Doc.
+    """
     import spacy
     from spacy.tokens import DocBin
 
     nlp = spacy.blank("en")
-    docbin = DocBin(store_user_data=True)
-    with _msgpack_extensions_looked_up_once():
+    layout = DocBin(store_user_data=True)  # the format's version and attribute list
+    with _msgpack_extensions_looked_up_once(), _Spill(path.parent) as spill:
         for turn_text, rows in turns:
             if rows:
-                docbin.add(_turn_doc(nlp, turn_text, rows))
-        data = docbin.to_bytes()
-    write_bytes_atomic(path, data)
+                spill.add(_turn_doc(nlp, turn_text, rows), layout.attrs)
+        write_atomic(path, lambda handle: spill.write(handle, layout.version, layout.attrs))
+
+
+class _Spill:
+    """The columns of a DocBin message, written Doc by Doc to unlinked temp files."""
+
+    COLUMNS = ("tokens", "spaces", "cats", "flags", "span_groups", "user_data")
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+
+    def __enter__(self) -> _Spill:
+        # unlinked at once: nothing is left behind if the run is killed
+        self.files = {name: tempfile.TemporaryFile(dir=self._folder) for name in self.COLUMNS}
+        self.lengths: list[int] = []
+        self.strings: set[str] = set()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.files.values():
+            handle.close()
+
+    def add(self, doc: Any, attrs: list[int]) -> None:
+        """What DocBin.add keeps of a Doc, in the same form."""
+        import numpy
+        import srsly
+        from spacy.attrs import SPACY
+
+        array = doc.to_array(attrs)
+        if len(array.shape) == 1:
+            array = array.reshape((array.shape[0], 1))
+        spaces = numpy.asarray(doc.to_array(SPACY).reshape((-1, 1)), dtype=bool)
+        self.files["tokens"].write(array.tobytes("C"))
+        self.files["spaces"].write(spaces.tobytes("C"))
+        self.lengths.append(len(array))
+        for token in doc:
+            self.strings.update((token.text, token.tag_, token.lemma_, token.norm_, str(token.morph), token.dep_,
+                                 token.ent_type_, token.ent_kb_id_, token.ent_id_))
+        for group in doc.spans.values():
+            for span in group:
+                self.strings.add(span.label_)
+        self.files["cats"].write(srsly.msgpack_dumps(doc.cats))
+        self.files["flags"].write(srsly.msgpack_dumps({"has_unknown_spaces": doc.has_unknown_spaces}))
+        self.files["span_groups"].write(srsly.msgpack_dumps(doc.spans.to_bytes()))
+        self.files["user_data"].write(srsly.msgpack_dumps(srsly.msgpack_dumps(doc.user_data)))
+
+    def write(self, handle: Any, version: str, attrs: list[int]) -> None:
+        """The zlib-compressed msgpack map DocBin.to_bytes makes, in the same key order."""
+        import numpy
+        import srsly
+
+        compressor = zlib.compressobj()
+
+        def out(data: bytes) -> None:
+            handle.write(compressor.compress(data))
+
+        def copy(name: str) -> None:
+            source = self.files[name]
+            source.seek(0)
+            while chunk := source.read(1 << 20):
+                out(chunk)
+
+        def binary(name: str) -> None:
+            out(_bin_header(self.files[name].tell()))
+            copy(name)
+
+        pack = srsly.msgpack_dumps
+        n = len(self.lengths)
+        out(b"\x8a")  # a map of 10 entries
+        out(pack("version") + pack(version) + pack("attrs") + pack(attrs))
+        out(pack("tokens"))
+        binary("tokens")
+        out(pack("spaces"))
+        binary("spaces")
+        out(pack("lengths") + pack(numpy.asarray(self.lengths, dtype="int32").tobytes("C")))
+        out(pack("strings") + pack(sorted(self.strings)))
+        for key, name in (("cats", "cats"), ("flags", "flags"), ("span_groups", "span_groups"),
+                          ("user_data", "user_data")):
+            out(pack(key) + _array_header(n))
+            copy(name)
+        handle.write(compressor.flush())
+
+
+def _bin_header(size: int) -> bytes:
+    """msgpack's smallest header for a binary of ``size`` bytes (as msgpack itself picks)."""
+    if size < 1 << 8:
+        return b"\xc4" + struct.pack(">B", size)
+    if size < 1 << 16:
+        return b"\xc5" + struct.pack(">H", size)
+    return b"\xc6" + struct.pack(">I", size)
+
+
+def _array_header(count: int) -> bytes:
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 1 << 16:
+        return b"\xdc" + struct.pack(">H", count)
+    return b"\xdd" + struct.pack(">I", count)

@@ -75,8 +75,7 @@ def batched_logits(
     net.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
+            for idx in token_budget_batches(order, [len(token_ids[i]) for i in order], batch_size):
                 lengths = [sentence_lengths[i] for i in idx] if sentence_lengths is not None else None
                 logits = net(*pad_batch([token_ids[i] for i in idx], pad_id, lengths))
                 for name, arr in out.items():
@@ -84,6 +83,30 @@ def batched_logits(
     finally:
         net.train(was_training)
     return out
+
+
+PAD_MULTIPLE = 8
+
+#: padded tokens per batch, as a multiple of the batch size: short sentences fill whole
+#: batches, long ones (with context, up to max_length) come in fewer rows, so the largest
+#: activations, and with them peak memory, stay the same whatever the corpus holds
+TOKENS_PER_ROW = 40
+
+
+def token_budget_batches(order: Sequence[int], lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Split length-sorted ``order`` into batches of at most ``batch_size`` rows and
+    ``batch_size * TOKENS_PER_ROW`` padded tokens (``lengths`` align with ``order``)."""
+    budget = batch_size * TOKENS_PER_ROW
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for item, length in zip(order, lengths):
+        if current and (len(current) == batch_size or (len(current) + 1) * length > budget):
+            batches.append(current)
+            current = []
+        current.append(item)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def pad_batch(
@@ -96,7 +119,8 @@ def pad_batch(
     """
     import torch
 
-    width = max(len(r) for r in rows)
+    # widths in steps of 8: few distinct shapes, so the CPU kernels' per-shape caches stay small
+    width = -(-max(len(r) for r in rows) // PAD_MULTIPLE) * PAD_MULTIPLE
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):

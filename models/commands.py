@@ -88,8 +88,11 @@ def evaluate(
     goemotions_dir: Path | None = None,
     output: Path | None = None,
     show: bool = True,
+    precision: str = "float32",
 ) -> dict[str, Any]:
     """Score a registered model on a data set; prints readable tables, returns the metrics.
+
+    ``precision`` (pipeline.precision) scores the model as `epistance annotate` would run it.
 
     ``data``: ``indomain-test`` | ``indomain-dev`` | ``goemotions-test`` | ``goemotions-dev``
     or a path (see `load_dataset`). ``output`` also writes the metrics as JSON.
@@ -97,9 +100,10 @@ def evaluate(
     from models.evaluate import evaluate_tagger
     from models.registry import load_tagger
 
-    tagger = load_tagger(model_ref, registry_dir)
+    tagger = load_tagger(model_ref, registry_dir, precision=precision)
     name, examples = load_dataset(data, gold_path, goemotions_dir)
-    metrics = {"model": tagger.model_ref, "data": name, **evaluate_tagger(tagger, examples)}
+    metrics = {"model": tagger.model_ref, "data": name, "precision": getattr(tagger, "precision", precision),
+               **evaluate_tagger(tagger, examples)}
     if output is not None:
         Path(output).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     if show:

@@ -302,13 +302,15 @@ def evaluate(
     data: Annotated[str, typer.Option(help="indomain-test | indomain-dev | goemotions-test | goemotions-dev | a file.")]
     = "indomain-test",
     output: Annotated[Optional[Path], typer.Option("--out", help="Also write the metrics as JSON.")] = None,
+    precision: Annotated[Precision, typer.Option(help="float32 (default: as trained), bfloat16, int8 or auto "
+                                                      "(as `annotate` runs it here).")] = Precision.float32,
 ) -> None:
     """Score a model on held-out data: macro-F1, per-class P/R/F1, confusion matrices, calibration."""
     from models import commands
     from models.errors import ModelError
 
     try:
-        commands.evaluate(model, data, output=output)
+        commands.evaluate(model, data, output=output, precision=precision.value)
     except (ModelError, ValueError, FileNotFoundError) as error:
         console.print(f"[red]error[/red] {error}")
         raise typer.Exit(EXIT_USAGE) from None

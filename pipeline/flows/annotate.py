@@ -162,7 +162,8 @@ def annotate_corpus_flow(inputs: list[Path], out_dir: Path, config: RunConfig | 
     started = datetime.now(UTC)
     try:
         config = config or load_run_config(config_path)
-        spec = TaggerSpec(factory=tagger_factory, model=model or config.tag.model, batch_size=config.tag.batch_size)
+        spec = TaggerSpec(factory=tagger_factory, model=model or config.tag.model, batch_size=config.tag.batch_size,
+                          precision=config.tag.precision)
         speakers = load_speaker_table(metadata)
         source = source_for(spec)  # resolves the reference here: no weights loaded
         ensure_private_dir(out_dir)

@@ -86,3 +86,12 @@ def counting_tagger_source(model: str | None = None, batch_size: int = 64, preci
 
 
 COUNTING_FACTORY = "tests.flows.helpers:counting_tagger_source"
+
+
+PRECISIONS_ASKED: list[str] = []
+
+
+def precision_recording_source(model: str | None = None, batch_size: int = 64, precision: str = "auto") -> LoadedTagger:
+    """Like hash_tagger_source, noting the precision each source is built with."""
+    PRECISIONS_ASKED.append(precision)
+    return LoadedTagger(HashTagger(model or "hash-tagger@0.0.1"))

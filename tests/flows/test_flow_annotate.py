@@ -204,3 +204,16 @@ def test_artifacts_and_prefect_state_hold_no_transcript_text(tmp_path: Path, pre
             data = path.read_bytes()
             assert CANARY.encode() not in data and CANARY_PHONE.encode() not in data, path
     assert CANARY not in caplog.text and CANARY_PHONE not in caplog.text
+
+
+def test_the_flow_builds_its_tagger_with_the_configured_precision(tmp_path: Path, prefect_api: str,
+                                                                   flow_config: RunConfig) -> None:
+    from pipeline.flows.annotate import run_flow as run
+    from tests.flows import helpers
+
+    inputs = write_corpus(tmp_path / "in")
+    config = flow_config.model_copy(update={"tag": flow_config.tag.model_copy(update={"precision": "float32"})})
+    helpers.PRECISIONS_ASKED.clear()
+    run([inputs], tmp_path / "out", config, api_url=prefect_api,
+        tagger_factory="tests.flows.helpers:precision_recording_source", metadata=inputs.parent / "speakers.csv")
+    assert helpers.PRECISIONS_ASKED and set(helpers.PRECISIONS_ASKED) == {"float32"}

@@ -127,7 +127,12 @@ def render_model_card(spec: TaggerSpec, config: TrainConfig, schema: LabelSchema
         f"weights sha256 `{spec.base_sha256}`, verified on every load; Apache-2.0, see models/THIRD_PARTY.md)."),
         (f"- Fine-tuning: {adapter}; mean pooling; one linear head per layer (stance softmax, 6 emotion sigmoids, "
         "1 affect_focus sigmoid), trained jointly with masked losses."),
-        f"- Input: one sentence, at most {spec.max_length} tokens (longer input is truncated).",
+        (f"- Input: one sentence followed by the last {spec.context_tokens} tokens of the talk before it (the "
+         "previous turn and its own turn up to the sentence), pooled over the sentence only; at most "
+         f"{spec.max_length} tokens (longer sentences are scored in overlapping windows, without context)."
+         if spec.context_tokens else
+         f"- Input: one sentence, at most {spec.max_length} tokens (longer sentences are scored in overlapping "
+         "windows)."),
         (f"- Label schema: {schema.ref} (copied in label_schema.toml). Training config fingerprint: "
         f"{config.fingerprint}."),
         "",
@@ -192,9 +197,11 @@ def render_model_card(spec: TaggerSpec, config: TrainConfig, schema: LabelSchema
         "are weak; their thresholds are tuned on a dev set dominated by GoEmotions."),
         ("- The base encoder was pretrained (contrastively) on Reddit comments among other data; it may have seen "
         "GoEmotions texts, never their labels."),
-        ("- Each sentence is read alone: the context the annotators saw (the turn and the turn before) is not "
-        "given to the model, so short replies ('Yes, exactly that.') are hard."),
-        "- Sentences longer than the token limit are truncated.",
+        ("- The model reads the end of the talk before each sentence, as the annotators did; given no context it "
+         "scores lower (docs/model.md), so pass it (`epistance annotate` always does)."
+         if spec.context_tokens else
+         "- Each sentence is read alone: the context the annotators saw (the turn and the turn before) is not "
+         "given to the model, so short replies ('Yes, exactly that.') are hard."),
         "- English only. Outputs are not validated for any clinical purpose.",
         "",
     ]

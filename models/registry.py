@@ -111,12 +111,12 @@ def load_tagger(
     ``precision`` (pipeline.precision): "float32" (the library default: the model as
     trained), "bfloat16", "int8", or "auto" (what `epistance annotate` uses by default).
     """
-    from pipeline.precision import resolve_precision
-
-    precision = resolve_precision(precision)
     from models.artifact import load_model_dir
     from models.labels import load_label_schema
     from models.tagger import TransformerTagger, quantized_int8
+    from pipeline.precision import resolve_precision
+
+    precision = resolve_precision(precision)
 
     resolved, folder = resolve_ref(ref, registry_dir)
     schema = expected_schema or load_label_schema()

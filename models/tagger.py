@@ -162,12 +162,12 @@ def predictions_from_logits(
 
 
 def quantized_int8(loaded: LoadedModel) -> LoadedModel:
-    """The same model with the encoder's linear layers dynamically quantised to int8.
+    """``loaded`` with its encoder's linear layers dynamically quantised to int8, in place.
 
     Weights are stored as int8 per tensor and activations quantised on the fly, which uses
-    the CPU's integer dot-product units: several times faster than float32 on a laptop CPU.
-    The heads stay float32. Its emotion labels differ from float32's on a few percent of
-    sentences (docs/performance.md), so it is opt-in (`--precision int8`).
+    the CPU's integer dot-product units. The heads stay float32. Its labels differ from
+    float32's on several percent of sentences (docs/performance.md), so it is opt-in
+    (`--precision int8`).
     """
     import warnings
 
@@ -178,8 +178,7 @@ def quantized_int8(loaded: LoadedModel) -> LoadedModel:
         # torch flags its quantised-tensor API for future removal; it is what runs today
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        encoder = quantize_dynamic(loaded.net.encoder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-    loaded.net.encoder = encoder
+        quantize_dynamic(loaded.net.encoder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
     return loaded
 
 

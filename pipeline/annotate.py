@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from pipeline import __version__
 from pipeline.atomic import ensure_private_dir, remove_stale_temp_files, write_bytes_atomic
 from pipeline.config import RunConfig
+from pipeline.context import preceding_context
 from pipeline.corpus_io import (
     DOCBIN,
     RUN_RECORD,
@@ -57,10 +58,9 @@ from pipeline.ingest import InputUnit, build_transcript, discover_inputs, read_r
 from pipeline.ingest.markup import strip_markup
 from pipeline.ingest.metadata import SpeakerTable
 from pipeline.lock import corpus_lock
-from pipeline.pseudonymise import PseudonymRun, audit_corpus, begin_pseudonymisation, pseudonymise_for_run
 from pipeline.parts import PartSentence, PartTurn, TranscriptPart, read_part, recompute_key, write_part
+from pipeline.pseudonymise import PseudonymRun, audit_corpus, begin_pseudonymisation, pseudonymise_for_run
 from pipeline.schema import Sentence, Transcript
-from pipeline.context import preceding_context
 from pipeline.segment import Segmenter, segment_transcript
 from pipeline.tag import SentencePrediction, Tagger, TaggerSource, tag_texts
 
@@ -206,8 +206,8 @@ def sentence_contexts(transcript: Transcript, sentences: Sequence[Sentence]) -> 
     contexts = []
     for s in sentences:
         i = index[s.turn_id]
-        previous = strip_markup(transcript.turns[i - 1].text) if i else None
-        contexts.append(strip_markup(preceding_context(previous, transcript.turns[i].text, s.start)))
+        previous = transcript.turns[i - 1].text if i else None
+        contexts.append(preceding_context(previous, transcript.turns[i].text, s.start))
     return contexts
 
 

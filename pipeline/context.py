@@ -7,13 +7,22 @@ build_gold.py) and the pipeline (pipeline.annotate) give the model the same thin
 """
 from __future__ import annotations
 
+from pipeline.ingest.markup import strip_markup
+
 #: characters kept; the model keeps only the last few dozen tokens of it anyway
 CONTEXT_CHARS = 1000
 
 
 def preceding_context(previous_turn: str | None, turn_text: str, sentence_start: int) -> str:
-    """The previous turn's text followed by this turn's text before the sentence,
-    whitespace collapsed, cut to the last `CONTEXT_CHARS` characters ("" when none)."""
-    parts = (previous_turn or "", turn_text[:sentence_start])
-    text = " ".join(" ".join(part.split()) for part in parts if part.strip())
+    """The previous turn's text followed by this turn's text before the sentence, markup
+    hidden and whitespace folded as the tagger sees text, cut to its last `CONTEXT_CHARS`
+    characters ("" when there is none).
+
+    Only the last 2 x `CONTEXT_CHARS` raw characters of each part are read, so the cost per
+    sentence does not grow with the length of the turn (a 1M-character turn has thousands
+    of sentences).
+    """
+    window = 2 * CONTEXT_CHARS
+    parts = ((previous_turn or "")[-window:], turn_text[max(0, sentence_start - window):sentence_start])
+    text = " ".join(cleaned for cleaned in map(strip_markup, parts) if cleaned)
     return text[-CONTEXT_CHARS:]

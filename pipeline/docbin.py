@@ -26,12 +26,10 @@ def _turn_doc(nlp, turn_text: str, rows: list[SentenceRecord]):  # type: ignore[
     doc = nlp.make_doc(turn_text)
     starts = set()
     groups: dict[str, list] = {"stance": [], "emotions": [], "affect_focus": []}
-    sentence_spans = []
     for row in rows:
         span = doc.char_span(row.start, row.end, alignment_mode="expand")
         if span is None or len(span) == 0:
             continue
-        sentence_spans.append(span)
         starts.add(span.start)
         # labelled copies from token indices: aligning characters again costs more
         if row.stance is not None:

@@ -3,10 +3,11 @@
 - ``float32``: the model exactly as trained.
 - ``bfloat16``: matrix products in bfloat16 (torch autocast). On CPUs with native bfloat16
   instructions (AVX512-BF16 or AMX) about 2.5x faster than float32 here, with labels equal
-  to float32's on 99.9-100% of sentences (docs/performance.md); on other CPUs it is emulated
+  to float32's on nearly every sentence (docs/performance.md); on other CPUs it is emulated
   and slower, so it is never chosen automatically there.
-- ``int8``: the encoder's linear layers dynamically quantised. Fastest on most CPUs, but its
-  emotion labels differ from float32's on about 3-4% of sentences: opt-in only.
+- ``int8``: the encoder's linear layers dynamically quantised. The fastest here, but its
+  labels differ from float32's on several percent of sentences and held-out stance
+  macro-F1 drops by about 0.03 (docs/performance.md): opt-in only.
 - ``auto`` (the default): ``bfloat16`` where the CPU has native bfloat16, else ``float32``.
 
 Detection reads the CPU flags from /proc/cpuinfo (no torch import: a rerun with nothing to

@@ -98,7 +98,7 @@ class EpistanceComponent:
         if not pairs:
             return
         # the doc's text before each sentence is its context (a doc has no turns to go by)
-        contexts = [strip_markup(preceding_context(None, span.doc.text, span.start_char)) for span, _ in pairs]
+        contexts = [preceding_context(None, span.doc.text, span.start_char) for span, _ in pairs]
         predictions = tag_texts(self.tagger, (text for _, text in pairs), self.batch_size, contexts)
         for (span, _), prediction in zip(pairs, predictions):
             span._.stance = prediction.stance

@@ -4,6 +4,7 @@ The core never imports torch; a Tagger is handed in (see models.registry.load_ta
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -79,15 +80,8 @@ def tag_texts(
     tagger: Tagger, texts: Iterable[str], batch_size: int = 64, contexts: Iterable[str] | None = None
 ) -> Iterator[SentencePrediction]:
     """Stream predictions for many texts (with their contexts, if given), `batch_size` at a time."""
-    pairs = zip(texts, contexts) if contexts is not None else ((text, None) for text in texts)
-    batch: list[str] = []
-    batch_contexts: list[str] = []
-    for text, context in pairs:
-        batch.append(text)
-        if context is not None:
-            batch_contexts.append(context)
-        if len(batch) == batch_size:
-            yield from tagger.predict(batch, batch_contexts if contexts is not None else None)
-            batch, batch_contexts = [], []
-    if batch:
-        yield from tagger.predict(batch, batch_contexts if contexts is not None else None)
+    text_stream = iter(texts)
+    context_stream = iter(contexts) if contexts is not None else None
+    while batch := list(itertools.islice(text_stream, batch_size)):
+        batch_contexts = list(itertools.islice(context_stream, len(batch))) if context_stream is not None else None
+        yield from tagger.predict(batch, batch_contexts)

@@ -1,4 +1,4 @@
-"""Test doubles: a deterministic tagger that needs no weights.
+"""Test doubles: a deterministic tagger that needs no weights, and zip containers for fake .docx.
 
 It is a stand-in for the model in pipeline tests (ingest, segmentation, corpus files,
 CLI); the real model is tested in tests/models/ and the slow suite.
@@ -6,6 +6,8 @@ CLI); the real model is tested in tests/models/ and the slow suite.
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 from collections.abc import Sequence
 
 from models.labels import LabelSchema, load_label_schema
@@ -44,3 +46,12 @@ class HashTagger:
                 emotions=[k for k, v in emo.items() if v > 0.8], emotion_probs=emo,
                 affect_focus=affect > 0.5, affect_focus_prob=affect))
         return out
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip archive holding ``members`` (name -> content): the container of a fake .docx."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()

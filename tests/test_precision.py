@@ -10,16 +10,16 @@ from pipeline.config import RunConfig, TagConfig
 from pipeline.precision import native_bfloat16, resolve_precision
 
 
-def cpuinfo(tmp_path: Path, flags: str) -> Path:
-    path = tmp_path / "cpuinfo"
+def cpuinfo(tmp_path: Path, name: str, flags: str) -> Path:
+    path = tmp_path / name
     path.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 {flags}\n\n")
     return path
 
 
 def test_native_bfloat16_reads_the_cpu_flags(tmp_path: Path) -> None:
-    assert native_bfloat16(cpuinfo(tmp_path, "avx2 avx512f avx512_bf16"))
-    assert native_bfloat16(cpuinfo(tmp_path / "..", "amx_bf16 amx_tile"))
-    assert not native_bfloat16(cpuinfo(tmp_path / "../..", "avx2 avx512f avx512bw"))
+    assert native_bfloat16(cpuinfo(tmp_path, "zen4", "avx2 avx512f avx512_bf16"))
+    assert native_bfloat16(cpuinfo(tmp_path, "sapphire-rapids", "amx_bf16 amx_tile"))
+    assert not native_bfloat16(cpuinfo(tmp_path, "skylake", "avx2 avx512f avx512bw"))
     assert not native_bfloat16(tmp_path / "missing")  # not Linux: unknown, so no
 
 

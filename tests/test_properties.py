@@ -1,7 +1,6 @@
 """Property-based tests: parsers raise only our errors; offsets always round-trip (C20, C22)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

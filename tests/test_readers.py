@@ -1,19 +1,25 @@
 """Each reader on its format's edge cases (RELIABILITY C15-C19)."""
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 
 import docx
 import pytest
 
-from pipeline.errors import (BinaryInputError, CorruptDocxError, EmptyInputError, InputTooLargeError,
-                             MalformedInputError, PipelineError, UnsupportedFormatError)
+from pipeline.errors import (
+    BinaryInputError,
+    CorruptDocxError,
+    EmptyInputError,
+    InputTooLargeError,
+    MalformedInputError,
+    PipelineError,
+    UnsupportedFormatError,
+)
 from pipeline.ingest import IngestConfig, InputUnit, discover_inputs, read_raw, read_unit
 from pipeline.ingest.metadata import SpeakerTable
 from tests.conftest import primock_or_skip
+from tests.fakes import zip_bytes
 
 
 def raw(path: Path, **config):  # type: ignore[no-untyped-def]
@@ -89,20 +95,12 @@ def test_docx_paragraphs_and_tables(tmp_path: Path) -> None:
         ("Interviewer", "Hello."), ("P01", "Hi there."), ("Interviewer", "And the table?"), ("P01", "Rows work too.")]
 
 
-def _zip_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize("content, error", [
     (b"PK\x03\x04 truncated zip", CorruptDocxError),
-    (_zip_bytes({"hello.txt": b"x"}), CorruptDocxError),
-    (_zip_bytes({"word/document.xml": b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'>]><x>&a;</x>"}),
+    (zip_bytes({"hello.txt": b"x"}), CorruptDocxError),
+    (zip_bytes({"word/document.xml": b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'>]><x>&a;</x>"}),
      CorruptDocxError),
-    (_zip_bytes({"word/document.xml": b"<not-a-docx/>", "[Content_Types].xml": b"<bad"}), CorruptDocxError),
+    (zip_bytes({"word/document.xml": b"<not-a-docx/>", "[Content_Types].xml": b"<bad"}), CorruptDocxError),
     (b"%PDF-1.4 renamed", BinaryInputError),
     (b"Interviewer: plain text saved as docx", UnsupportedFormatError),
 ])
@@ -113,7 +111,7 @@ def test_corrupt_docx_maps_to_our_errors(tmp_path: Path, content: bytes, error: 
 
 
 def test_docx_zip_bomb_is_refused_quickly(tmp_path: Path) -> None:
-    bomb = _zip_bytes({"word/document.xml": b"<x>" + b"a" * 60_000_000 + b"</x>"})
+    bomb = zip_bytes({"word/document.xml": b"<x>" + b"a" * 60_000_000 + b"</x>"})
     path = write(tmp_path, "bomb.docx", bomb)
     with pytest.raises(InputTooLargeError):
         raw(path)

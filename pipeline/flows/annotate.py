@@ -28,7 +28,6 @@ from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline.pseudonymise import begin_pseudonymisation
 from pipeline.annotate import (
     PlannedUnit,
     RunContext,
@@ -48,6 +47,7 @@ from pipeline.errors import PipelineError
 from pipeline.flows.workers import DEFAULT_FACTORY, TaggerSpec, source_for, workers_for
 from pipeline.ingest.metadata import SpeakerTable, load_speaker_table
 from pipeline.lock import corpus_lock
+from pipeline.pseudonymise import begin_pseudonymisation
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]

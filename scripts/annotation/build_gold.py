@@ -19,7 +19,6 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from models.data import assign_split  # noqa: E402
 from pipeline.context import preceding_context  # noqa: E402
-from pipeline.ingest.markup import strip_markup  # noqa: E402
 
 ANNOTATION = REPO / "data" / "annotation"
 EMOTIONS = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
@@ -53,7 +52,7 @@ def context_of(item: dict) -> str:
     the previous turn (its "speaker: " prefix dropped) and this turn up to the sentence."""
     previous = item["prev_turn"].split(": ", 1)[1] if ": " in item["prev_turn"] else item["prev_turn"]
     start = max(item["turn"].find(item["sentence"]), 0)
-    return strip_markup(preceding_context(strip_markup(previous), item["turn"], start))
+    return preceding_context(previous, item["turn"], start)
 
 
 def main() -> None:

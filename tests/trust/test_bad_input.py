@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from pipeline.errors import PipelineError
 from pipeline.ingest import IngestConfig, InputUnit, read_raw
+from tests.fakes import zip_bytes
 from tests.trust.conftest import FACTORY, clean_env, run_cli
 
 SPEAKERS = ["Interviewer", "P01", "P02", "NURSE", "Dr Okafor", "Participant 3"]
@@ -203,14 +204,6 @@ def _zip_members(data: bytes) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def _rezip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(turns=generated_turns(), how=st.sampled_from(["truncate", "overwrite", "drop-member", "bad-xml", "entity",
@@ -237,7 +230,7 @@ def test_damaged_docx_maps_to_our_errors(tmp_path_factory, turns, how, where, ju
             raw[offset % len(raw)] ^= 0xFF
             data = bytes(raw)
         if how != "flip-deflate":
-            data = _rezip(members)
+            data = zip_bytes(members)
     folder = tmp_path_factory.mktemp("docx")
     try:
         _, raw_transcript = read(folder, "docx", data)
@@ -265,7 +258,7 @@ def _bad_files(folder: Path) -> dict[str, str]:
     (folder / "legacy.txt").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + secret.encode())
     (folder / "encoding.txt").write_bytes(f"P01: {secret} ".encode() + b"\x81\x8d\x8f\x90\x9d\n")
     (folder / "corrupt.docx").write_bytes(b"PK\x03\x04" + secret.encode())
-    (folder / "nodoc.docx").write_bytes(_rezip({"word/other.xml": secret.encode()}))
+    (folder / "nodoc.docx").write_bytes(zip_bytes({"word/other.xml": secret.encode()}))
     (folder / "nocues.vtt").write_bytes(b"WEBVTT\n\n")
     (folder / "badtimes.vtt").write_bytes(f"WEBVTT\n\n00:00:01.000 --> soon\n{secret}\n".encode())
     (folder / "notvtt.vtt").write_bytes(f"{secret} is not a caption file\n".encode())

@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import models.tagger as tagger_module
-
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]

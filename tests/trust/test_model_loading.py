@@ -135,7 +135,7 @@ def test_an_altered_missing_or_unlisted_file_is_refused_before_loading(model_cop
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError, match="altered"):
-        verify_model_dir(model_copy)
+        load_model_dir(model_copy)  # the loader verifies first
     weights.unlink()
     with pytest.raises(ModelIntegrityError, match="missing"):
         verify_model_dir(model_copy)

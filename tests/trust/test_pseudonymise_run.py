@@ -11,7 +11,6 @@ import re
 import stat
 from pathlib import Path
 
-import pytest
 
 from pipeline.pseudonymise import PSEUDONYM, PseudonymKey
 from tests.trust import canaries

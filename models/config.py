@@ -66,6 +66,10 @@ class ModelConfig(_Strict):
     #: sentence) read after each sentence; 0 = the sentence alone. The codebook reads every
     #: sentence in its turn and the turn before, so short replies ("Massive.") need it.
     context_tokens: int = Field(default=0, ge=0, le=256)
+    #: training only: the share of in-domain training items read without their context,
+    #: drawn afresh at every step, so the model also labels a sentence given alone
+    #: (`epistance tag` without "context", notebooks) about as well as one that never read context
+    context_dropout: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class OptimConfig(_Strict):

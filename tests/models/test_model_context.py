@@ -95,3 +95,34 @@ def test_bfloat16_precision_stays_close_to_float32(context_model: Path) -> None:
     assert half.precision == "bfloat16"
     for p, r in zip(half.predict(SENTENCES, CONTEXTS), exact):
         assert p.stance_probs == pytest.approx(r.stance_probs, abs=0.05)
+
+
+def test_context_dropout_reads_a_seeded_share_of_items_alone() -> None:
+    import random
+
+    from models.train import drop_contexts
+
+    with_context = [[101, i, 102, 7, 102] for i in range(400)]
+    bare = [[101, i, 102] for i in range(400)]
+    batch = list(range(400))
+    rng = random.Random(5)
+    assert drop_contexts(batch, with_context, bare, 0.0, rng) == with_context
+    assert rng.random() == random.Random(5).random()  # share 0 draws nothing: old runs unchanged
+    assert drop_contexts(batch, with_context, bare, 1.0, random.Random(5)) == bare
+    half = drop_contexts(batch, with_context, bare, 0.3, random.Random(5))
+    assert half == drop_contexts(batch, with_context, bare, 0.3, random.Random(5))  # seeded
+    dropped = sum(row == bare[i] for i, row in enumerate(half))
+    assert 80 < dropped < 160  # about 30% of 400
+    assert all(row in (with_context[i], bare[i]) for i, row in enumerate(half))
+
+
+def test_training_with_context_dropout_keeps_the_context_reader(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from models.train import train_model
+
+    config = make_config(version="0.0.3", model={"finetune": "full", "context_tokens": 8, "context_dropout": 0.5})
+    folder = train_model(config, tmp_path / "tiny-tagger-ctx-dropout")
+    clear_cache()
+    tagger = load_tagger(str(folder))
+    assert tagger.context_tokens == 8  # dropout is a training matter: the model still reads context
+    assert tagger.predict(SENTENCES, CONTEXTS)[0].stance_probs != tagger.predict(SENTENCES)[0].stance_probs
+    assert "context_dropout = 0.5" in (folder / "train_config.toml").read_text()

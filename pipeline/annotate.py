@@ -21,6 +21,7 @@ Every step passes paths, ids, hashes and counts; transcript text stays in the pa
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import threading
@@ -48,6 +49,8 @@ from pipeline.corpus_io import (
     Manifest,
     SentenceRecord,
     describe_outputs,
+    output_problems,
+    read_manifest,
     write_manifest,
     write_sentences_jsonl,
     write_sentences_parquet,
@@ -432,9 +435,39 @@ def _load_part(context: RunContext, entry: InputEntry) -> TranscriptPart:
     return part
 
 
+def assembly_key(context: RunContext, entries: Sequence[InputEntry], speakers: SpeakerTable) -> str:
+    """sha256 of everything the corpus files and manifest are made from: every input's entry
+    (its part's recompute key among them), the model, schema, config, code version and
+    speaker table. The same key means the same output bytes."""
+    material = json.dumps({
+        "inputs": sorted((e.model_dump(mode="json") for e in entries), key=lambda e: (e["transcript_id"], e["paths"])),
+        "model": context.model_ref, "schema": context.schema_ref, "config": context.recompute_hash,
+        "code": context.code_version, "speakers": speakers.model_dump(mode="json"),
+    }, sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _unchanged_counts(out_dir: Path, key: str) -> dict[str, Any] | None:
+    """The counts of the corpus already in `out_dir` when it was assembled from exactly the
+    same things (`key`) and its files are intact; None when it must be written again."""
+    try:
+        previous = read_manifest(out_dir)
+    except CorpusError:
+        return None
+    if previous is None or previous.assembly_key != key or previous.counts is None:
+        return None
+    return previous.counts if not output_problems(out_dir, previous) else None
+
+
 def _write_outputs(context: RunContext, entries: list[InputEntry], speakers: SpeakerTable) -> dict[str, Any]:
-    """Stream the corpus files from the parts on disk (one transcript in memory at a time)."""
+    """Stream the corpus files from the parts on disk (one transcript in memory at a time);
+    nothing is rewritten when the corpus already there was made from the same things."""
     out_dir, config = context.out_dir, context.config
+    key = assembly_key(context, entries, speakers)
+    unchanged = _unchanged_counts(out_dir, key)
+    if unchanged is not None:
+        logger.info("nothing changed since the corpus was written: outputs left as they are")
+        return unchanged
     ok = sorted((e for e in entries if e.status == "ok"), key=lambda e: e.transcript_id)
 
     def turns() -> Iterator[tuple[str, list[SentenceRecord]]]:
@@ -463,13 +496,15 @@ def _write_outputs(context: RunContext, entries: list[InputEntry], speakers: Spe
     write_sentences_parquet(out_dir / SENTENCES_PARQUET, per_transcript())
     write_docbin(out_dir / DOCBIN, turns())
     segmentation = dict(config.segment.model_dump(mode="json"), tag_roles=list(config.tag.tag_roles))
+    counts = {"turns": totals["turns"], "sentences": totals["sentences"], "stance_counts": dict(sorted(stance.items())),
+              "emotion_counts": dict(sorted(emotions.items())), "affect_focus_count": totals["affect"]}
     manifest = Manifest(code_version=context.code_version, model=context.model_ref, label_schema=context.schema_ref,
                         config_hash=config.recompute_hash(), segmentation=segmentation,
                         inputs=sorted(entries, key=lambda e: (e.transcript_id, e.paths)),
-                        outputs=describe_outputs(out_dir, [SENTENCES_JSONL, SENTENCES_PARQUET, DOCBIN]))
+                        outputs=describe_outputs(out_dir, [SENTENCES_JSONL, SENTENCES_PARQUET, DOCBIN]),
+                        assembly_key=key, counts=counts)
     write_manifest(out_dir, manifest)
-    return {"turns": totals["turns"], "sentences": totals["sentences"], "stance_counts": dict(sorted(stance.items())),
-            "emotion_counts": dict(sorted(emotions.items())), "affect_focus_count": totals["affect"]}
+    return counts
 
 
 def _prune_parts(parts_dir: Path, keep: set[str]) -> None:

@@ -11,7 +11,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -105,6 +105,11 @@ class Manifest(BaseModel):
     segmentation: dict[str, object]
     inputs: list[InputEntry]
     outputs: list[OutputEntry] = []
+    #: sha256 of everything the outputs are made from (pipeline.annotate.assembly_key): a
+    #: rerun with the same key and intact outputs leaves them as they are
+    assembly_key: str | None = None
+    #: what the outputs hold (turns, sentences, label counts), for that rerun's summary
+    counts: dict[str, Any] | None = None
 
 
 def sha256_file(path: Path) -> str:
@@ -122,8 +127,7 @@ def _jsonl_bytes(records: Iterable[SentenceRecord]) -> Iterator[bytes]:
 
 def write_sentences_jsonl(path: Path, records: Iterable[SentenceRecord]) -> None:
     def write(handle: io.BufferedWriter) -> None:  # type: ignore[type-arg]
-        for line in _jsonl_bytes(records):
-            handle.write(line)
+        handle.writelines(_jsonl_bytes(records))
 
     write_atomic(path, write)  # type: ignore[arg-type]
 
@@ -186,8 +190,17 @@ def verify_corpus(corpus_dir: Path) -> list[str]:
     manifest = read_manifest(corpus_dir)
     if manifest is None:
         return [f"{corpus_dir / MANIFEST}: missing"]
-    problems = []
+    problems = output_problems(corpus_dir, manifest)
     listed = {entry.name for entry in manifest.outputs}
+    for path in sorted(corpus_dir.iterdir()):
+        if path.name not in listed and path.name not in (MANIFEST, RUN_RECORD, STATE_DIR):
+            problems.append(f"{path.name}: not listed in the manifest")
+    return problems
+
+
+def output_problems(corpus_dir: Path, manifest: Manifest) -> list[str]:
+    """Output files of `manifest` that are missing or differ from it (size, then sha256)."""
+    problems = []
     for entry in manifest.outputs:
         path = corpus_dir / entry.name
         if not path.is_file():
@@ -196,7 +209,4 @@ def verify_corpus(corpus_dir: Path) -> list[str]:
             problems.append(f"{entry.name}: size {path.stat().st_size}, manifest says {entry.size}")
         elif sha256_file(path) != entry.sha256:
             problems.append(f"{entry.name}: sha256 differs from the manifest (altered)")
-    for path in sorted(corpus_dir.iterdir()):
-        if path.name not in listed and path.name not in (MANIFEST, RUN_RECORD, STATE_DIR):
-            problems.append(f"{path.name}: not listed in the manifest")
     return problems

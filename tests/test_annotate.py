@@ -89,6 +89,28 @@ def test_rerun_tags_nothing_and_writes_the_same_bytes(corpus_in: Path, tmp_path:
     assert data_files(out) == before
 
 
+def test_a_rerun_with_nothing_changed_leaves_the_outputs_alone(corpus_in: Path, tmp_path: Path,
+                                                                segmenter: Segmenter) -> None:
+    out, sidecar = tmp_path / "out", tmp_path / "speakers.csv"
+    first = run(corpus_in, out, segmenter, sidecar=sidecar)
+    stamps = {name: (out / name).stat().st_mtime_ns for name in ("sentences.jsonl", "sentences.parquet",
+                                                                  "docs.spacy", "manifest.json")}
+    again = run(corpus_in, out, segmenter, sidecar=sidecar)
+    assert {name: (out / name).stat().st_mtime_ns for name in stamps} == stamps  # not rewritten
+    same = ("turns", "sentences", "stance_counts", "emotion_counts", "affect_focus_count")
+    assert [getattr(again, k) for k in same] == [getattr(first, k) for k in same]
+    assert again.transcripts_skipped == 2 and verify_corpus(out) == []
+    # a sidecar edit changes no part but changes the rows: written again
+    sidecar.write_text(SIDECAR.replace("peer worker", "peer support worker"))
+    run(corpus_in, out, segmenter, sidecar=sidecar)
+    assert {r.attributes.get("profession") for r in read_sentences(out)} >= {"peer support worker"}
+    # an altered output is repaired, a missing one rewritten
+    (out / "sentences.jsonl").write_bytes(b"edited\n")
+    (out / "docs.spacy").unlink()
+    run(corpus_in, out, segmenter, sidecar=sidecar)
+    assert verify_corpus(out) == [] and len(list(read_sentences(out))) == first.sentences
+
+
 def test_changed_file_is_redone_alone(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
     out = tmp_path / "out"
     sidecar = tmp_path / "speakers.csv"

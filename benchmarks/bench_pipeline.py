@@ -1,6 +1,6 @@
 """Throughput benchmark: the naive pipeline vs epistance end to end vs the model's ceiling.
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--quick]
+    .venv/bin/python benchmarks/bench_pipeline.py [--quick] [--runs N]
 
 Everything is measured in this one process, one path after the other, on the same data
 (PriMock57: 57 consultations; --quick: the first 6). Loading spaCy and the model is timed
@@ -17,7 +17,10 @@ on its own line and left out of every rate (a user pays it once per run, whateve
 
 Then the labels of (b) are compared with the float32 model's on every sentence, per layer,
 and each precision (float32, bfloat16, int8) runs tagger.predict on (b)'s sentences: its
-speed and its agreement with float32. The last line is RESULT {json}.
+speed and its agreement with float32. (a) and (b) each run --runs times (default 2) and
+count their fastest run, as (c) does: single runs on a shared machine vary by about 10%.
+The naive path's time is split into spaCy and model, and c/a is printed: the b/a a
+pipeline costing nothing around the model would reach. The last line is RESULT {json}.
 """
 from __future__ import annotations
 

@@ -193,7 +193,8 @@ def verify_corpus(corpus_dir: Path) -> list[str]:
     problems = output_problems(corpus_dir, manifest)
     listed = {entry.name for entry in manifest.outputs}
     for path in sorted(corpus_dir.iterdir()):
-        if path.name not in listed and path.name not in (MANIFEST, RUN_RECORD, STATE_DIR):
+        # folders are the user's (e.g. `epistance compare OUT --out OUT/report`), not outputs
+        if path.is_file() and path.name not in listed and path.name not in (MANIFEST, RUN_RECORD):
             problems.append(f"{path.name}: not listed in the manifest")
     return problems
 

@@ -165,7 +165,10 @@ def test_verify_reports_altered_missing_and_unlisted(corpus_in: Path, tmp_path: 
         handle.write(b"\n")
     (out / "docs.spacy").unlink()
     (out / "stray.txt").write_text("x")
+    (out / "report").mkdir()  # a compare report written into the corpus folder is the user's
+    (out / "report" / "report.html").write_text("x")
     problems = verify_corpus(out)
+    assert not any("report" in p for p in problems)
     assert any("sentences.jsonl" in p for p in problems)
     assert any("docs.spacy: missing" in p for p in problems)
     assert any("stray.txt" in p for p in problems)

@@ -207,8 +207,8 @@ def main() -> None:
     a_rate, b_rate = a_n / a_wall, b_n / b_wall
     c_rate = max(len(texts) / c_wall, by_precision[precision]["predict_sentences_per_s"])
     print()
-    print(f"{'path':<58} {'sentences':>9} {'seconds':>8} {'sent/s':>8}")
     print(f"(fastest of {max(1, args.runs)} runs each for (a) and (b); (c) as described above)")
+    print(f"{'path':<58} {'sentences':>9} {'seconds':>8} {'sent/s':>8}")
     print(f"{'(a) naive: spaCy full pipeline per turn + float32 batch 1':<58} {a_n:>9} {a_wall:>8.2f} {a_rate:>8.1f}")
     print(f"{f'(b) epistance end to end ({precision}, models loaded)':<58} {b_n:>9} {b_wall:>8.2f} {b_rate:>8.1f}")
     print(f"{f'(c) ceiling: {precision} forward pass alone (fastest seen)':<58} "

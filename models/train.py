@@ -300,17 +300,18 @@ def _optimizer(net: Any, config: TrainConfig) -> tuple[Any, Any]:
 
 
 def drop_contexts(
-    batch: Sequence[int], with_context: Sequence[list[int]], bare: Sequence[list[int]], share: float,
+    batch: Sequence[int], rows: Sequence[list[int]], sentence_lengths: Sequence[int], share: float,
     rng: random.Random,
 ) -> list[list[int]]:
-    """The batch's rows, each read without its context with probability ``share``.
+    """The batch's rows, each cut to its sentence (read without its context, exactly as
+    `encode` gives the sentence alone) with probability ``share``.
 
     No random draw at all when ``share`` is 0, so such a run is the same as before the
     option existed.
     """
     if share <= 0:
-        return [with_context[i] for i in batch]
-    return [bare[i] if rng.random() < share else with_context[i] for i in batch]
+        return [rows[i] for i in batch]
+    return [rows[i][:sentence_lengths[i]] if rng.random() < share else rows[i] for i in batch]
 
 
 def _set_seed(seed: int) -> None:
@@ -371,9 +372,8 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
             return attach_context(tokenizer, ids, [ex.context for ex in examples], max_len, context_tokens)
 
         train_ids, train_sentence_lengths = encoded(data.train)
-        # the same items without context, for context dropout (its own seeded stream, so
-        # a config without dropout trains exactly as before)
-        train_bare_ids = encode(tokenizer, [ex.text for ex in data.train], max_len)
+        # context dropout draws from its own seeded stream, so a config without it trains
+        # exactly as before
         dropout_rng = random.Random(config.seed + 1)
         dev_in_ids, dev_in_lengths = encoded(data.dev_indomain)
         dev_ge_ids = encode(tokenizer, [ex.text for ex in data.dev_goemotions_watch], max_len)
@@ -404,7 +404,7 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
         stopped_early = False
         for step in range(1, o.max_steps + 1):
             idx = next(batches)
-            rows = drop_contexts(idx, train_ids, train_bare_ids, config.model.context_dropout, dropout_rng)
+            rows = drop_contexts(idx, train_ids, train_sentence_lengths, config.model.context_dropout, dropout_rng)
             batch = pad_batch(rows, pad_id, [train_sentence_lengths[i] for i in idx])
             t = Targets(
                 stance=torch.from_numpy(targets["stance"][idx]),

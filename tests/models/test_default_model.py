@@ -29,10 +29,13 @@ def test_default_model_loads_verified_and_labels_codebook_examples(tagger: Tagge
     assert [p.stance for p in preds] == ["objective", "experiential", "none", "none", "experiential"]
     assert preds[4].affect_focus and "joy" in preds[4].emotions
     assert preds[2].emotions == [] and not preds[0].affect_focus
-    # Known error of 1.1.0 (docs/model.md, "What limits it"): the codebook marks the
-    # "underwater" metaphor as sadness and affect focus; the model reads it as neither,
-    # with or without context. 1.0.0 got its affect focus right.
-    assert not preds[1].affect_focus
+
+
+@pytest.mark.xfail(strict=True, reason="known error of 1.1.0 (docs/model.md, 'What limits it'): the codebook marks "
+                   "the 'underwater' metaphor as affect focus; the model reads it as none, with or without context")
+def test_default_model_gives_the_codebook_metaphor_its_affect_focus(tagger: Tagger) -> None:
+    # strict: when a model gets it right this xfail fails, and the note here goes
+    assert tagger.predict(["When I came off it I felt like I was underwater for months."])[0].affect_focus
 
 
 def test_latest_resolves_to_the_same_cached_model(tagger: Tagger) -> None:

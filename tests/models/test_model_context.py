@@ -102,18 +102,29 @@ def test_context_dropout_reads_a_seeded_share_of_items_alone() -> None:
 
     from models.train import drop_contexts
 
-    with_context = [[101, i, 102, 7, 102] for i in range(400)]
-    bare = [[101, i, 102] for i in range(400)]
+    rows = [[101, i, 102, 7, 102] for i in range(400)]
+    lengths = [3] * 400
+    bare = [row[:3] for row in rows]
     batch = list(range(400))
     rng = random.Random(5)
-    assert drop_contexts(batch, with_context, bare, 0.0, rng) == with_context
+    assert drop_contexts(batch, rows, lengths, 0.0, rng) == rows
     assert rng.random() == random.Random(5).random()  # share 0 draws nothing: old runs unchanged
-    assert drop_contexts(batch, with_context, bare, 1.0, random.Random(5)) == bare
-    half = drop_contexts(batch, with_context, bare, 0.3, random.Random(5))
-    assert half == drop_contexts(batch, with_context, bare, 0.3, random.Random(5))  # seeded
-    dropped = sum(row == bare[i] for i, row in enumerate(half))
+    assert drop_contexts(batch, rows, lengths, 1.0, random.Random(5)) == bare
+    some = drop_contexts(batch, rows, lengths, 0.3, random.Random(5))
+    assert some == drop_contexts(batch, rows, lengths, 0.3, random.Random(5))  # seeded
+    dropped = sum(row == bare[i] for i, row in enumerate(some))
     assert 80 < dropped < 160  # about 30% of 400
-    assert all(row in (with_context[i], bare[i]) for i, row in enumerate(half))
+    assert all(row in (rows[i], bare[i]) for i, row in enumerate(some))
+
+
+def test_a_dropped_context_leaves_exactly_the_sentence_alone(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    from models.train import drop_contexts
+
+    ids = encode(tokenizer, SENTENCES, 32)
+    rows, lengths = attach_context(tokenizer, ids, CONTEXTS, 32, 6)
+    assert drop_contexts(range(3), rows, lengths, 1.0, random.Random(0)) == ids
 
 
 def test_training_with_context_dropout_keeps_the_context_reader(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

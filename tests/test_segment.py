@@ -72,3 +72,22 @@ def test_primock57_turns_round_trip_and_segment_sensibly(segmenter: Segmenter) -
             covered = "".join(turn.text[a:b] for a, b in mine)
             assert covered.replace(" ", "") == turn.text.replace(" ", "").replace("\n", "")
     assert total > 300
+
+
+def test_spacy_runs_on_one_openblas_thread_then_gives_it_back(segmenter: Segmenter) -> None:
+    """The segmenter's matrix products run on numpy's BLAS, held to one thread while it
+    segments (the tagger's torch threads keep the other cores) and restored afterwards."""
+    from threadpoolctl import ThreadpoolController
+
+    def openblas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in ThreadpoolController().select(internal_api="openblas").info()}
+
+    assert not segmenter.nlp.get_pipe("tok2vec").model.ops.use_blis
+    before = openblas_threads()
+    if not before:
+        pytest.skip("numpy is not built on OpenBLAS here")
+    offsets = segmenter.sentence_offsets(["We called the duty team. She came at once.", "Mm-hm."])
+    assert next(offsets) == [(0, 24), (25, 42)]
+    assert openblas_threads() == {1}  # while segmenting
+    assert list(offsets) == [[(0, 6)]]
+    assert openblas_threads() == before

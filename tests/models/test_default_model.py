@@ -31,7 +31,7 @@ def test_default_model_loads_verified_and_labels_codebook_examples(tagger: Tagge
     assert preds[2].emotions == [] and not preds[0].affect_focus
 
 
-@pytest.mark.xfail(strict=True, reason="known error of 1.1.0 (docs/model.md, 'What limits it'): the codebook marks "
+@pytest.mark.xfail(strict=True, reason="known error of 1.1.0 and 1.2.0 (docs/model.md, 'What limits it'): the codebook marks "
                    "the 'underwater' metaphor as affect focus; the model reads it as none, with or without context")
 def test_default_model_gives_the_codebook_metaphor_its_affect_focus(tagger: Tagger) -> None:
     # strict: when a model gets it right this xfail fails, and the note here goes

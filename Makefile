@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test test-slow train-default bench bench-memory clean
+.PHONY: setup run test test-slow train-default bench bench-memory bench-segmenter clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ bench: $(STAMP)
 # peak RSS on PriMock57 and on a corpus ten times larger (about 15 min)
 bench-memory: $(STAMP)
 	$(PY) benchmarks/bench_memory.py
+
+# the segmenter on blis vs on OpenBLAS, alone and inside annotate (about 3 min; QUICK=1: 30 s)
+bench-segmenter: $(STAMP)
+	$(PY) benchmarks/bench_segmenter.py $(if $(QUICK),--quick,)
 
 train-default: $(STAMP)
 	bash scripts/train/train_default.sh

@@ -70,9 +70,9 @@ class Segmenter:
     """A loaded spaCy pipeline; load once and reuse for the whole corpus.
 
     Its matrix products run on numpy's OpenBLAS, one thread, instead of thinc's default
-    blis: segmentation takes 4.7 s instead of 7.8-8.1 s on the 57 PriMock57 consultations
-    here, with the same 11,589 sentences (docs/performance.md). One thread, because the
-    tagger's torch threads use the other cores; a second BLAS thread made it slower.
+    blis: the 57 PriMock57 consultations segment in 4.8 s instead of 7.3 s, into the same
+    11,589 sentences (`make bench-segmenter`, docs/performance.md). One thread, because
+    the tagger's torch threads use the other cores; a second BLAS thread made it slower.
     """
 
     def __init__(self, config: SegmentConfig | None = None) -> None:

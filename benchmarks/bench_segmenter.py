@@ -18,24 +18,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # importing the pipeline benchmark sets the offline environment and enforces it
-from benchmarks.bench_pipeline import choose_inputs  # noqa: E402
-
-
-def blis_segmenter(config: Any) -> Any:
-    """A Segmenter whose spaCy pipeline is loaded the way spaCy loads it by default (blis)."""
-    import spacy
-
-    from pipeline.segment import MARKUP_COMPONENT, Segmenter
-
-    segmenter = Segmenter(config)
-    segmenter.nlp = spacy.load(config.spacy_model, exclude=["tagger", "attribute_ruler", "lemmatizer", "ner", "senter"])
-    segmenter.nlp.add_pipe(MARKUP_COMPONENT, first=True)
-    return segmenter
+from benchmarks.bench_pipeline import choose_inputs
 
 
 def main() -> None:
@@ -57,7 +44,7 @@ def main() -> None:
     config = load_run_config()
     config = config.model_copy(update={"orchestration": config.orchestration.model_copy(update={"orchestrator": "none"})})
     tagger = load_tagger(config.tag.model, precision=resolve_precision(config.tag.precision))
-    segmenters = {"blis": blis_segmenter(config.segment), "openblas": Segmenter(config.segment)}
+    segmenters = {"blis": Segmenter(config.segment, use_blis=True), "openblas": Segmenter(config.segment)}
     transcripts = [read_unit(unit, SpeakerTable()) for unit in discover_inputs(inputs)]
     print(f"data: {len(consultations)} consultations; tagger {tagger.model_ref}", flush=True)
 

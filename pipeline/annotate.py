@@ -162,8 +162,9 @@ class Workers:
 
     One Workers may be shared by threads. spaCy and the model each run one call at a time
     (`segment_lock`, `tag_lock`), but one thread may segment a transcript while another
-    tags the previous one: both release the GIL in their native code, so on two cores
-    segmentation mostly hides behind tagging (docs/performance.md).
+    tags the previous one: both release the GIL in their native code. On two cores the
+    tagger's torch threads already fill both, so little of segmentation hides behind
+    tagging there; with more cores, more does (docs/performance.md).
     """
 
     def __init__(self, config: RunConfig, source: TaggerSource, segmenter: Segmenter | None = None) -> None:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.ingest.markup import MARKUP_PATTERN, strip_markup
 from pipeline.schema import Sentence, Transcript
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 FILLERS = frozenset({"um", "uh", "er", "erm", "em", "ah", "eh", "hm", "hmm", "mm", "mmm", "uhm", "umm", "uh-huh"})
 WORD = re.compile(r"[\w'’-]+")
@@ -66,6 +70,26 @@ def _register_markup_component() -> None:
         return doc
 
 
+#: pipes that sentence boundaries do not need
+UNUSED_PIPES = ["tagger", "attribute_ruler", "lemmatizer", "ner", "senter"]
+
+
+def load_sentence_pipeline(spacy_model: str, *, use_blis: bool = False) -> Language:
+    """The spaCy pipeline the segmenter runs: tok2vec and parser only, markup merged first.
+
+    Its matrix products run on numpy's BLAS unless `use_blis` (spaCy's default, kept for
+    `benchmarks/bench_segmenter.py`); the ops apply to this pipeline only.
+    """
+    import spacy
+    from thinc.api import use_ops
+
+    _register_markup_component()
+    with use_ops("numpy", use_blis=use_blis):
+        nlp = spacy.load(spacy_model, exclude=UNUSED_PIPES)
+    nlp.add_pipe(MARKUP_COMPONENT, first=True)
+    return nlp
+
+
 class Segmenter:
     """A loaded spaCy pipeline; load once and reuse for the whole corpus.
 
@@ -75,17 +99,11 @@ class Segmenter:
     the tagger's torch threads use the other cores; a second BLAS thread made it slower.
     """
 
-    def __init__(self, config: SegmentConfig | None = None) -> None:
-        import spacy
-        from thinc.api import use_ops
+    def __init__(self, config: SegmentConfig | None = None, *, use_blis: bool = False) -> None:
         from threadpoolctl import ThreadpoolController
 
         self.config = config or SegmentConfig()
-        _register_markup_component()
-        with use_ops("numpy", use_blis=False):  # only this pipeline; other spaCy users keep theirs
-            self.nlp = spacy.load(self.config.spacy_model,
-                                  exclude=["tagger", "attribute_ruler", "lemmatizer", "ner", "senter"])
-        self.nlp.add_pipe(MARKUP_COMPONENT, first=True)
+        self.nlp = load_sentence_pipeline(self.config.spacy_model, use_blis=use_blis)
         # numpy's OpenBLAS only: torch's own BLAS and OpenMP threads are left alone
         self._openblas = ThreadpoolController().select(internal_api="openblas")
 

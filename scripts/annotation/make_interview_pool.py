@@ -22,9 +22,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from pipeline.ingest import discover_inputs, read_unit  # noqa: E402
-from pipeline.ingest.metadata import SpeakerTable  # noqa: E402
-from pipeline.segment import Segmenter  # noqa: E402
+from pipeline.ingest import discover_inputs, read_unit
+from pipeline.ingest.metadata import SpeakerTable
+from pipeline.segment import Segmenter
 
 POOL = REPO / "data" / "annotation" / "pool"
 
@@ -54,8 +54,7 @@ def interview_items(pattern: re.Pattern[str], rng: random.Random) -> list[dict]:
 
 def write_jsonl(path: Path, items: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as out:
-        for item in items:
-            out.write(json.dumps(item, ensure_ascii=False) + "\n")
+        out.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
 
 
 def main(batches: int = 4) -> None:

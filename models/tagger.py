@@ -3,13 +3,13 @@
 Texts are tokenized, sorted by length and run in batches under `torch.inference_mode`;
 results come back in input order. Inputs longer than the model's ``max_length`` tokens
 are scored in overlapping windows (stance logits averaged, emotion and affect-focus
-logits maximised); `windowed_texts` counts them for the run report. A model trained with
+logits maximised); `predict_windowed` says which, for the run report. A model trained with
 context (``context_tokens`` > 0) reads the end of the preceding talk after each sentence.
 """
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -217,7 +217,6 @@ class TransformerTagger:
         self._loaded = loaded
         self.batch_size = batch_size
         self.precision = precision
-        self.windowed_texts = 0  # texts longer than max_length, scored in windows (run report)
         pad = loaded.tokenizer.pad_token_id
         self._pad_id = int(pad) if pad is not None else 0
 
@@ -243,9 +242,13 @@ class TransformerTagger:
         return self._loaded.spec.context_tokens
 
     def logits(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        return self._logits_and_windows(texts, contexts)[0]
+
+    def _logits_and_windows(self, texts: Sequence[str], contexts: Sequence[str] | None
+                            ) -> tuple[dict[str, np.ndarray], list[int]]:
+        """Logits per text, and how many windows each text was scored in."""
         spec = self._loaded.spec
         ids, counts = encode_windows(self._loaded.tokenizer, texts, spec.max_length)
-        self.windowed_texts += sum(1 for c in counts if c > 1)
         lengths = None
         if contexts is not None and spec.context_tokens:
             # a sentence scored in windows fills them itself: only one-window sentences get context
@@ -254,7 +257,21 @@ class TransformerTagger:
                                           spec.context_tokens)
         with self._autocast():
             logits = batched_logits(self._loaded.net, ids, self._pad_id, self.batch_size, lengths)
-        return pool_windows(logits, counts)
+        return pool_windows(logits, counts), counts
+
+    @contextlib.contextmanager
+    def lanes(self, count: int) -> Iterator[None]:
+        """Inside the block `count` threads call the tagger at once: torch's threads are
+        divided among them (a process-wide setting, restored after), so each caller runs on
+        its own core(s) instead of all of them contending for every core."""
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(max(1, previous // max(1, count)))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
     def _autocast(self) -> Any:
         import torch
@@ -266,8 +283,15 @@ class TransformerTagger:
     def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[SentencePrediction]:
         """Labels for ``texts``; ``contexts[i]`` is the talk before ``texts[i]`` (see
         `pipeline.context.preceding_context`), used when the model was trained with it."""
+        return self.predict_windowed(texts, contexts)[0]
+
+    def predict_windowed(self, texts: Sequence[str], contexts: Sequence[str] | None = None
+                         ) -> tuple[list[SentencePrediction], list[bool]]:
+        """`predict`, and for each text whether it was longer than the model's window and so
+        scored in overlapping windows (without context). Safe to call from parallel threads."""
         if not texts:
-            return []
+            return [], []
         if contexts is not None and len(contexts) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(contexts)} contexts")
-        return predictions_from_logits(self.logits(texts, contexts), self.schema, self._loaded.spec.calibration)
+        logits, counts = self._logits_and_windows(texts, contexts)
+        return predictions_from_logits(logits, self.schema, self._loaded.spec.calibration), [n > 1 for n in counts]

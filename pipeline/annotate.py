@@ -20,6 +20,7 @@ Every step passes paths, ids, hashes and counts; transcript text stays in the pa
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -28,10 +29,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -60,15 +61,23 @@ from pipeline.errors import CorpusError, PipelineError
 from pipeline.ingest import InputUnit, build_transcript, discover_inputs, read_raw
 from pipeline.ingest.markup import strip_markup
 from pipeline.ingest.metadata import SpeakerTable
+from pipeline.lanes import Ready, run_lanes
 from pipeline.lock import corpus_lock
 from pipeline.parts import PartSentence, PartTurn, TranscriptPart, read_part, recompute_key, write_part
 from pipeline.pseudonymise import PseudonymRun, audit_corpus, begin_pseudonymisation, pseudonymise_for_run
 from pipeline.schema import Sentence, Transcript
 from pipeline.segment import Segmenter, segment_transcript
-from pipeline.tag import SentencePrediction, Tagger, TaggerSource, tag_texts
+from pipeline.tag import (
+    SentencePrediction,
+    Tagger,
+    TaggerSource,
+    predict_with_windows,
+    tagging_lanes,
+)
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (transcript_id, done, total)
+Result = TypeVar("Result")
 PARTS_DIR = "parts"
 
 # OSErrors that may go away when tried again (flaky disk, network file system, a busy
@@ -160,11 +169,11 @@ class UnitResult(BaseModel):
 class Workers:
     """Segmenter and tagger, loaded on first use so a no-op rerun loads neither.
 
-    One Workers may be shared by threads. spaCy and the model each run one call at a time
-    (`segment_lock`, `tag_lock`), but one thread may segment a transcript while another
-    tags the previous one: both release the GIL in their native code. On two cores the
-    tagger's torch threads already fill both, so little of segmentation hides behind
-    tagging there; with more cores, more does (docs/performance.md).
+    One Workers may be shared by threads. spaCy runs one call at a time (`segment_lock`),
+    so one thread may segment while another tags: both release the GIL in native code.
+    The tagger too runs one call at a time (`tag_lock`, each call on every core), except
+    inside `in_lanes(n)`, where n threads tag at once on their share of the cores each
+    (the direct path: `annotate_corpus`).
     """
 
     def __init__(self, config: RunConfig, source: TaggerSource, segmenter: Segmenter | None = None) -> None:
@@ -173,6 +182,8 @@ class Workers:
         self._tagger: Tagger | None = None
         self.segment_lock = threading.Lock()
         self.tag_lock = threading.Lock()
+        self._lanes: contextlib.ExitStack | None = None
+        self._lane_count = 1
 
     @property
     def segmenter(self) -> Segmenter:
@@ -186,7 +197,28 @@ class Workers:
         with self.tag_lock:
             if self._tagger is None:
                 self._tagger = self.source.load()
+                if self._lanes is not None:
+                    self._lanes.enter_context(tagging_lanes(self._tagger, self._lane_count))
             return self._tagger
+
+    @contextlib.contextmanager
+    def in_lanes(self, count: int) -> Iterator[None]:
+        """A block in which `count` threads may tag at once (no tag lock); the tagger's
+        threads are shared among them while it lasts (set when the tagger is loaded)."""
+        with contextlib.ExitStack() as stack:
+            with self.tag_lock:
+                self._lanes, self._lane_count = stack, max(1, count)
+                if self._tagger is not None:
+                    stack.enter_context(tagging_lanes(self._tagger, self._lane_count))
+            try:
+                yield
+            finally:
+                with self.tag_lock:
+                    self._lanes, self._lane_count = None, 1
+
+    def tagging(self) -> contextlib.AbstractContextManager[Any]:
+        """Hold this around a tagger call: the tag lock, unless inside `in_lanes`."""
+        return self.tag_lock if self._lanes is None else contextlib.nullcontext()
 
 
 _Workers = Workers  # the old private name
@@ -200,7 +232,8 @@ def is_transient(error: BaseException) -> bool:
 
 
 #: sentences handed to the tagger at once: it sorts them by length before batching, so a
-#: whole transcript per call means less padding than document-order chunks of one batch
+#: whole transcript (or group of transcripts) per call means less padding than
+#: document-order chunks of one batch
 SENTENCES_PER_CALL = 4096
 
 
@@ -215,32 +248,63 @@ def sentence_contexts(transcript: Transcript, sentences: Sequence[Sentence]) -> 
     return contexts
 
 
-def process_transcript(transcript: Transcript, workers: Workers) -> TranscriptPart:
-    """Segment and tag one transcript (the expensive step, done only for new keys)."""
+@dataclass(frozen=True)
+class SegmentedTranscript:
+    """A transcript cut into sentences; `taggable` are those the tagger will label."""
+
+    transcript: Transcript
+    sentences: list[Sentence]
+    taggable: list[Sentence]
+
+
+def segment_for_tagging(transcript: Transcript, workers: Workers) -> SegmentedTranscript:
     segmenter = workers.segmenter
     with workers.segment_lock:
         sentences = segment_transcript(transcript, segmenter, workers.config.tag.tag_roles)
-    taggable = [s for s in sentences if s.taggable]
-    texts = [strip_markup(s.text) for s in taggable]
-    contexts = sentence_contexts(transcript, taggable)
-    predictions: dict[str, SentencePrediction] = {}
-    windowed = 0
-    if taggable:
+    return SegmentedTranscript(transcript, sentences, [s for s in sentences if s.taggable])
+
+
+def tag_transcripts(items: Sequence[SegmentedTranscript], workers: Workers) -> list[TranscriptPart]:
+    """Tag the sentences of `items` together (one tagger call per SENTENCES_PER_CALL) and
+    build each transcript's part."""
+    texts = [strip_markup(s.text) for item in items for s in item.taggable]
+    contexts = [c for item in items for c in sentence_contexts(item.transcript, item.taggable)]
+    predictions: list[SentencePrediction] = []
+    windowed: list[bool] = []
+    if texts:
         tagger = workers.tagger
-        with workers.tag_lock:
-            before = getattr(tagger, "windowed_texts", 0)
-            predictions = dict(zip((s.sentence_id for s in taggable),
-                                   tag_texts(tagger, texts, SENTENCES_PER_CALL, contexts)))
-            windowed = getattr(tagger, "windowed_texts", 0) - before
+        with workers.tagging():
+            for start in range(0, len(texts), SENTENCES_PER_CALL):
+                stop = start + SENTENCES_PER_CALL
+                labels, long = predict_with_windows(tagger, texts[start:stop], contexts[start:stop])
+                predictions.extend(labels)
+                windowed.extend(long)
+    parts, offset = [], 0
+    for item in items:
+        end = offset + len(item.taggable)
+        by_id = dict(zip((s.sentence_id for s in item.taggable), predictions[offset:end]))
+        parts.append(build_part(item, by_id, windowed=sum(windowed[offset:end])))
+        offset = end
+    return parts
+
+
+def build_part(item: SegmentedTranscript, predictions: dict[str, SentencePrediction], windowed: int) -> TranscriptPart:
+    """The cached result of one transcript: its turns with their sentences and labels."""
     by_turn: dict[str, list[PartSentence]] = {}
-    for s in sentences:
+    for s in item.sentences:
         by_turn.setdefault(s.turn_id, []).append(
             PartSentence(start=s.start, end=s.end, taggable=s.taggable, prediction=predictions.get(s.sentence_id)))
+    transcript = item.transcript
     turns = tuple(PartTurn(speaker=t.speaker_id, text=t.text, start_time=t.start_time, end_time=t.end_time,
                            markup=t.markup, sentences=tuple(by_turn.get(t.turn_id, ())))
                   for t in transcript.turns)
     return TranscriptPart(source_format=transcript.source_format, encoding=transcript.encoding,
                           skipped=transcript.skipped, turns=turns, windowed=windowed)
+
+
+def process_transcript(transcript: Transcript, workers: Workers) -> TranscriptPart:
+    """Segment and tag one transcript (the expensive step, done only for new keys)."""
+    return tag_transcripts([segment_for_tagging(transcript, workers)], workers)[0]
 
 
 def records_of(transcript_id: str, part: TranscriptPart, speakers: SpeakerTable) -> Iterator[tuple[str, list[SentenceRecord]]]:
@@ -251,7 +315,8 @@ def records_of(transcript_id: str, part: TranscriptPart, speakers: SpeakerTable)
         rows = []
         for s_index, s in enumerate(turn.sentences):
             p = s.prediction
-            rows.append(SentenceRecord(
+            # built from a part that was validated when read: no second validation per row
+            rows.append(SentenceRecord.model_construct(
                 transcript_id=transcript_id, turn_id=turn_id, sentence_id=f"{turn_id}/s{s_index:03d}",
                 speaker_id=turn.speaker, role=speaker.role, speaker_known=speaker.known,
                 attributes=dict(sorted(speaker.attributes.items())), text=turn.text[s.start:s.end], start=s.start,
@@ -301,10 +366,21 @@ def read_error(unit: InputUnit, error: OSError, attempts: int = 1) -> PipelineEr
                          path=unit.display_path, hint="check the file exists and is readable")
 
 
-def annotate_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTable, workers: Workers, *,
-                  raise_transient: bool = False) -> UnitResult:
-    """Annotate one transcript: reuse its part when its key is known, else segment, tag and
-    write the part. A bad input gives a rejected result (never raises a PipelineError).
+@dataclass(frozen=True)
+class NewUnit:
+    """A transcript read and keyed whose key has no part yet: it must be segmented and tagged."""
+
+    planned: PlannedUnit
+    content_hash: str
+    key: str
+    transcript: Transcript
+
+
+def open_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTable, *,
+              raise_transient: bool = False) -> UnitResult | NewUnit:
+    """Hash and read one transcript and look up its part: a UnitResult when the part is
+    cached or the input is bad (never raises a PipelineError), else the NewUnit to process
+    (pseudonymised already when the run pseudonymises).
 
     With `raise_transient`, an OSError that may go away (`is_transient`) is raised so the
     caller can retry; otherwise every OSError is recorded as a rejected input.
@@ -321,13 +397,8 @@ def annotate_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTa
         key = recompute_key(content_hash, context.model_ref, context.schema_ref, context.recompute_hash,
                             context.code_version, tagged_speakers)
         part = read_part(context.parts_dir, key)
-        was_new = part is None
-        if part is None:
-            logger.debug("processing %s", unit.transcript_id)
-            if context.pseudonym is not None:  # before anything of this transcript is written
-                transcript = pseudonymise_for_run(transcript, context.pseudonym)
-            part = process_transcript(transcript, workers)
-            write_part(context.parts_dir, key, part)
+        if part is None and context.pseudonym is not None:  # before anything of this transcript is written
+            transcript = pseudonymise_for_run(transcript, context.pseudonym)
     except PipelineError as error:
         logger.warning("rejected %s", error.render())
         return rejected_result(unit, content_hash, error)
@@ -335,6 +406,26 @@ def annotate_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTa
         if raise_transient and is_transient(error):
             raise
         return rejected_result(unit, content_hash, read_error(unit, error))
+    if part is None:
+        return NewUnit(planned=planned, content_hash=content_hash, key=key, transcript=transcript)
+    return unit_result(planned, content_hash, key, part, speakers, was_new=False)
+
+
+def store_unit(new: NewUnit, part: TranscriptPart, context: RunContext, speakers: SpeakerTable) -> UnitResult:
+    """Cache the part of a transcript processed in this run; its result."""
+    try:
+        write_part(context.parts_dir, new.key, part)
+    except OSError as error:
+        error_ = PipelineError(f"cannot store its result ({type(error).__name__}: errno {error.errno})",
+                               path=context.parts_dir, hint="check the corpus folder is writable and has space")
+        logger.warning("rejected %s: %s", new.planned.unit.display_path, error_.render())
+        return rejected_result(new.planned.unit, new.content_hash, error_)
+    return unit_result(new.planned, new.content_hash, new.key, part, speakers, was_new=True)
+
+
+def unit_result(planned: PlannedUnit, content_hash: str, key: str, part: TranscriptPart, speakers: SpeakerTable,
+                *, was_new: bool) -> UnitResult:
+    unit = planned.unit
     entry = InputEntry(
         transcript_id=unit.transcript_id, paths=[str(p) for p in unit.paths], sha256=content_hash, status="ok",
         key=key, source_format=part.source_format, encoding=part.encoding, turns=len(part.turns),
@@ -346,18 +437,37 @@ def annotate_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTa
                       windowed=part.windowed)
 
 
+def annotate_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTable, workers: Workers, *,
+                  raise_transient: bool = False) -> UnitResult:
+    """Annotate one transcript: reuse its part when its key is known, else segment, tag and
+    write the part. A bad input gives a rejected result (never raises a PipelineError);
+    `raise_transient` as in `open_unit`."""
+    opened = open_unit(planned, context, speakers, raise_transient=raise_transient)
+    if isinstance(opened, UnitResult):
+        return opened
+    logger.debug("processing %s", planned.transcript_id)
+    return store_unit(opened, process_transcript(opened.transcript, workers), context, speakers)
+
+
+def retrying(attempt: Callable[[bool], Result], display_path: str, retry_delays: Sequence[float] = (0.5, 2.0),
+             sleep: Callable[[float], None] = time.sleep) -> Result:
+    """`attempt(raise_transient)`, tried again after a transient I/O error (once per delay)."""
+    for tries, delay in enumerate([*retry_delays, None], start=1):
+        try:
+            return attempt(delay is not None)
+        except OSError as error:  # transient, and tries are left
+            logger.warning("transient %s reading %s (try %d), retrying", type(error).__name__, display_path, tries)
+            sleep(delay or 0.0)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def annotate_unit_retrying(planned: PlannedUnit, context: RunContext, speakers: SpeakerTable, workers: Workers,
                            retry_delays: Sequence[float] = (0.5, 2.0),
                            sleep: Callable[[float], None] = time.sleep) -> UnitResult:
     """`annotate_unit`, trying again after a transient I/O error (once per delay)."""
-    for attempt, delay in enumerate([*retry_delays, None], start=1):
-        try:
-            return annotate_unit(planned, context, speakers, workers, raise_transient=delay is not None)
-        except OSError as error:  # transient, and tries are left
-            logger.warning("transient %s reading %s (try %d), retrying", type(error).__name__,
-                           planned.unit.display_path, attempt)
-            sleep(delay or 0.0)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return retrying(lambda raise_transient: annotate_unit(planned, context, speakers, workers,
+                                                          raise_transient=raise_transient),
+                    planned.unit.display_path, retry_delays, sleep)
 
 
 def assemble_corpus(context: RunContext, results: Sequence[UnitResult], speakers: SpeakerTable,
@@ -397,10 +507,22 @@ def _pseudonym_record(context: RunContext) -> dict[str, Any]:
 
 # -- the direct path ---------------------------------------------------------------------
 
+#: sentences a lane gathers before it tags them in one call. On PriMock57 (57
+#: consultations, two lanes) groups of 512-1024 were as fast as each other and faster
+#: than one transcript per call (about 200 sentences); larger groups leave one lane
+#: idle longer at the end of a run (docs/performance.md)
+SENTENCES_PER_GROUP = 768
+
+
 def annotate_corpus(inputs: Sequence[Path], out_dir: Path, config: RunConfig, source: TaggerSource,
                     speakers: SpeakerTable, progress: Progress | None = None,
                     segmenter: Segmenter | None = None, retry_delays: Sequence[float] = (0.5, 2.0)) -> RunSummary:
-    """Annotate every transcript under `inputs` into the corpus folder `out_dir`."""
+    """Annotate every transcript under `inputs` into the corpus folder `out_dir`.
+
+    `orchestration.max_workers` lanes (pipeline.lanes) each read and segment transcripts
+    until they hold SENTENCES_PER_GROUP sentences to tag, then tag them in one call, the
+    tagger's threads shared among the lanes.
+    """
     started = datetime.now(UTC)
     ensure_private_dir(out_dir)
     with corpus_lock(out_dir):
@@ -410,19 +532,31 @@ def annotate_corpus(inputs: Sequence[Path], out_dir: Path, config: RunConfig, so
                              pseudonym=pseudonym)
         workers = Workers(config, source, segmenter)
         planned = plan_units(inputs)
-        results: list[UnitResult] = []
-        # two transcripts in flight: one is segmented while the other is tagged (Workers)
-        pool = ThreadPoolExecutor(max_workers=max(1, config.orchestration.max_workers),
-                                  thread_name_prefix="epistance-unit")
-        try:
-            futures = [pool.submit(annotate_unit_retrying, item, context, speakers, workers, retry_delays)
-                       for item in planned]
-            for done, (item, future) in enumerate(zip(planned, futures), start=1):
-                results.append(future.result())
-                if progress:
-                    progress(item.transcript_id, done, len(planned))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)  # on an error: nothing new starts
+        done = 0
+
+        def prepare(item: PlannedUnit) -> UnitResult | Ready[tuple[NewUnit, SegmentedTranscript]]:
+            opened = retrying(lambda raise_transient: open_unit(item, context, speakers, raise_transient=raise_transient),
+                              item.unit.display_path, retry_delays)
+            if isinstance(opened, UnitResult):
+                return opened
+            logger.debug("processing %s", item.transcript_id)
+            segmented = segment_for_tagging(opened.transcript, workers)
+            return Ready((opened, segmented), size=len(segmented.taggable))
+
+        def finish(group: list[tuple[NewUnit, SegmentedTranscript]]) -> list[UnitResult]:
+            logger.debug("tagging %d sentences of %d transcripts", sum(len(s.taggable) for _, s in group), len(group))
+            parts = tag_transcripts([segmented for _, segmented in group], workers)
+            return [store_unit(new, part, context, speakers) for (new, _), part in zip(group, parts)]
+
+        def report(index: int, result: UnitResult) -> None:
+            nonlocal done
+            done += 1
+            if progress:
+                progress(result.transcript_id, done, len(planned))
+
+        lanes = max(1, config.orchestration.max_workers)
+        with workers.in_lanes(lanes):
+            results = run_lanes(planned, lanes, SENTENCES_PER_GROUP, prepare, finish, report)
         return assemble_corpus(context, results, speakers, started)
 
 

@@ -4,6 +4,7 @@ The core never imports torch; a Tagger is handed in (see models.registry.load_ta
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
@@ -85,3 +86,21 @@ def tag_texts(
     while batch := list(itertools.islice(text_stream, batch_size)):
         batch_contexts = list(itertools.islice(context_stream, len(batch))) if context_stream is not None else None
         yield from tagger.predict(batch, batch_contexts)
+
+
+def predict_with_windows(tagger: Tagger, texts: Sequence[str], contexts: Sequence[str] | None = None
+                         ) -> tuple[list[SentencePrediction], list[bool]]:
+    """Predictions and, per text, whether it was too long for the model's window and scored
+    in overlapping windows (always False for a tagger that does not say: `predict_windowed`)."""
+    counting = getattr(tagger, "predict_windowed", None)
+    if counting is None:
+        return tagger.predict(texts, contexts), [False] * len(texts)
+    predictions, windowed = counting(texts, contexts)
+    return list(predictions), list(windowed)
+
+
+def tagging_lanes(tagger: Tagger, count: int) -> contextlib.AbstractContextManager[None]:
+    """A block in which `count` threads call `tagger` at once; a tagger with a `lanes`
+    method shares its threads among them (models.tagger.TransformerTagger.lanes)."""
+    share = getattr(tagger, "lanes", None)
+    return share(count) if share is not None and count > 1 else contextlib.nullcontext()

@@ -263,3 +263,34 @@ def test_transient_errors_are_told_apart_from_deterministic_ones() -> None:
     assert not is_transient(PermissionError(errno.EACCES, "x"))
     assert not is_transient(EmptyInputError("empty"))
     assert not is_transient(ValueError("x"))
+
+
+class LaneCountingTagger(HashTagger):
+    """A HashTagger that records how it was asked to share its threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lanes_asked: list[int] = []
+
+    def lanes(self, count: int):  # type: ignore[no-untyped-def]
+        import contextlib
+
+        self.lanes_asked.append(count)
+        return contextlib.nullcontext()
+
+
+def test_the_corpus_is_the_same_whatever_the_lanes(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
+    from pipeline.config import OrchestrationConfig
+
+    for name in ("c", "d", "e"):  # more transcripts than lanes, some of them in one group
+        (corpus_in / f"int_{name}.txt").write_text(INTERVIEW_A.replace("P01", f"P0{name}") * 3)
+    outputs = {}
+    for lanes in (1, 2, 3):
+        tagger = LaneCountingTagger()
+        config = RunConfig(orchestration=OrchestrationConfig(max_workers=lanes))
+        summary = annotate_corpus([corpus_in], tmp_path / f"out{lanes}", config, LoadedTagger(tagger), SpeakerTable(),
+                                  segmenter=segmenter)
+        assert summary.transcripts_processed == 5 and summary.sentences_tagged == tagger.sentences_seen
+        assert tagger.lanes_asked == ([] if lanes == 1 else [lanes])  # its threads shared among the lanes
+        outputs[lanes] = data_files(tmp_path / f"out{lanes}")
+    assert outputs[1] == outputs[2] == outputs[3]

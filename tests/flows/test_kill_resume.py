@@ -140,13 +140,15 @@ def run_trials(mode: str, kills: list[str], inputs: Path, reference: dict[str, b
 
 def test_kill_at_fixed_points_of_the_core_and_resume(tmp_path: Path, segmenter: Segmenter) -> None:
     inputs, reference, counts, _ = reference_run("core", tmp_path)
-    assert counts["predict"] == UNITS and counts["replace"] == UNITS + 5
-    kills = ["predict:3", f"bytes:{counts['bytes'] // 2}", "replace:manifest.json"]
+    # the lanes tag groups of transcripts: one model call or a few for this small corpus
+    assert 1 <= counts["predict"] <= UNITS and counts["replace"] == UNITS + 5
+    kills = ["predict:1", "replace:2", f"bytes:{counts['bytes'] // 2}", "replace:manifest.json"]
     trials = run_trials("core", kills, inputs, reference, tmp_path, segmenter, RunConfig())
     assert all(t.killed for t in trials)
-    # killed at the third model batch: the first part is written; with two transcripts in
-    # flight the second may still be writing its own
-    assert trials[0].committed in (1, 2)
+    # killed at the first model call, nothing is committed yet; before the second rename,
+    # exactly one transcript's part is, and only the other transcripts are tagged again
+    assert trials[0].committed == 0 and trials[1].committed == 1
+    assert trials[1].processed_on_resume == UNITS - 1
 
 
 @pytest.mark.slow

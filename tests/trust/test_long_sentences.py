@@ -57,3 +57,47 @@ def test_windowed_sentences_are_counted_in_the_run_record(tiny, tmp_path: Path, 
                               SpeakerTable(), segmenter=segmenter)
     assert summary.sentences_windowed == 1
     assert json.loads((tmp_path / "out" / "run.json").read_text())["sentences_windowed"] == 1
+
+
+def test_windowed_counts_stay_with_their_transcript_when_tagged_together(tiny, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                        segmenter) -> None:
+    from models.registry import load_tagger
+    from pipeline.annotate import annotate_corpus
+    from pipeline.config import OrchestrationConfig, RunConfig
+    from pipeline.ingest.metadata import SpeakerTable
+    from pipeline.tag import LoadedTagger
+
+    folder, _ = tiny
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a_long.txt").write_text(f"P01: {LONG}\nP01: Short one.\n")
+    (inputs / "b_short.txt").write_text("P02: Another short one. And one more.\n")
+    config = RunConfig(orchestration=OrchestrationConfig(max_workers=1))  # one lane: one group, one model call
+    source = LoadedTagger(load_tagger(str(folder)))
+    first = annotate_corpus([inputs], tmp_path / "out", config, source, SpeakerTable(), segmenter=segmenter)
+    assert first.transcripts_processed == 2 and first.sentences_windowed == 1
+    (inputs / "a_long.txt").unlink()
+    again = annotate_corpus([inputs], tmp_path / "out", config, source, SpeakerTable(), segmenter=segmenter)
+    assert again.transcripts_processed == 0 and again.sentences_windowed == 0  # b_short's cached part has none
+
+
+def test_the_tagger_says_which_texts_it_windowed_and_shares_its_threads(tiny) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from models.registry import load_tagger
+
+    folder, _ = tiny
+    tagger = load_tagger(str(folder))
+    texts, contexts = ["I was scared on the ward.", LONG], ["We talked.", "We talked."]
+    predictions, windowed = tagger.predict_windowed(texts, contexts)
+    assert windowed == [False, True] and predictions == tagger.predict(texts, contexts)
+    original = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        with tagger.lanes(2):
+            assert torch.get_num_threads() == 2  # each of two lanes on its share of the cores
+        assert torch.get_num_threads() == 4
+        with tagger.lanes(8):
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(original)

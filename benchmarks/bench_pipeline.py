@@ -165,7 +165,7 @@ def main() -> None:
 
     # loading, once per run whatever the corpus size: timed apart from the rates
     segmenter, load_segmenter_s = timed(Segmenter, config.segment)
-    tagger, load_tagger_s = timed(load_tagger, config.tag.model, precision=precision)
+    tagger, load_tagger_s = timed(load_tagger, config.tag.model, precision=precision, batch_size=config.tag.batch_size)
     print(f"load: segmenter {load_segmenter_s:.2f}s, tagger ({precision}) {load_tagger_s:.2f}s", flush=True)
 
     # (b) epistance end to end, first: peak RSS read right after it is (b)'s own. Every run
@@ -199,7 +199,7 @@ def main() -> None:
     # and the naive user's model
     by_precision: dict[str, dict[str, Any]] = {}
     for name in ("float32", "bfloat16", "int8"):
-        model, load_s = timed(load_tagger, config.tag.model, precision=name)
+        model, load_s = timed(load_tagger, config.tag.model, precision=name, batch_size=config.tag.batch_size)
         labels, seconds = timed(model.predict, texts, contexts)
         if name == "float32":
             tagger_fp32, load_fp32_s, reference = model, load_s, labels

@@ -101,7 +101,7 @@ def load_tagger(
     ref: str | None = None,
     registry_dir: Path | None = None,
     expected_schema: LabelSchema | None = None,
-    batch_size: int = 64,
+    batch_size: int = 32,
     precision: str = "float32",
 ) -> Tagger:
     """Resolve, verify (manifest, schema, base hash) and load a tagger, once per process.

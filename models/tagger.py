@@ -213,7 +213,7 @@ def pool_windows(logits: dict[str, np.ndarray], counts: Sequence[int]) -> dict[s
 class TransformerTagger:
     """A fine-tuned model directory behind the `pipeline.tag.Tagger` protocol."""
 
-    def __init__(self, loaded: LoadedModel, batch_size: int = 64, precision: str = "float32"):
+    def __init__(self, loaded: LoadedModel, batch_size: int = 32, precision: str = "float32"):
         self._loaded = loaded
         self.batch_size = batch_size
         self.precision = precision

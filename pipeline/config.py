@@ -27,7 +27,7 @@ class TagConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str | None = None  # "id@version", "id@latest", a model folder; None = the shipped default
-    batch_size: int = 64
+    batch_size: int = 32  # rows per forward batch: 32 was faster than 64 in lanes (docs/performance.md)
     tag_roles: tuple[str, ...] = ("participant", "other", "unknown")
     #: auto | bfloat16 | int8 | float32 (pipeline.precision; docs/performance.md)
     precision: Precision = "auto"
@@ -51,7 +51,8 @@ class OrchestrationConfig(BaseModel):
     task_runner: Literal["thread", "dask"] = "thread"
     # With task_runner = "dask": a scheduler ("tcp://127.0.0.1:8786"); None: a LocalCluster.
     dask_address: str | None = None
-    # Threads of the thread runner, or worker processes of the LocalCluster.
+    # Threads of the thread runner, or worker processes of the LocalCluster; on the direct
+    # path (orchestrator "none"), its lanes (pipeline.lanes).
     max_workers: int = Field(default=2, ge=1, le=256)
     # Tries after a transient I/O error (EIO, EAGAIN...) per transcript; bad inputs are never retried.
     retries: int = Field(default=2, ge=0, le=10)

@@ -13,7 +13,7 @@ from pipeline.tag import Tagger
 
 
 class RegistryTaggerSource:
-    def __init__(self, ref: str | None = None, registry_dir: Path | None = None, batch_size: int = 64,
+    def __init__(self, ref: str | None = None, registry_dir: Path | None = None, batch_size: int = 32,
                  precision: str = "auto") -> None:
         from models.errors import ModelError
         from models.registry import resolve_ref

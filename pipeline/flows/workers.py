@@ -27,7 +27,7 @@ class TaggerSpec(BaseModel):
 
     factory: str = DEFAULT_FACTORY  # "module:callable", importable on every worker
     model: str | None = None  # id@version, id@latest, a model folder; None: the shipped default
-    batch_size: int = 64
+    batch_size: int = 32
     precision: str = "auto"  # pipeline.config.TagConfig.precision
 
     @property

@@ -146,9 +146,10 @@ def test_kill_at_fixed_points_of_the_core_and_resume(tmp_path: Path, segmenter: 
     trials = run_trials("core", kills, inputs, reference, tmp_path, segmenter, RunConfig())
     assert all(t.killed for t in trials)
     # killed at the first model call, nothing is committed yet; before the second rename,
-    # exactly one transcript's part is, and only the other transcripts are tagged again
-    assert trials[0].committed == 0 and trials[1].committed == 1
-    assert trials[1].processed_on_resume == UNITS - 1
+    # one transcript's part is (two, if the other lane's rename was under way as the kill
+    # landed), and only the others are tagged again (check_trial)
+    assert trials[0].committed == 0 and trials[1].committed in (1, 2)
+    assert trials[1].processed_on_resume == UNITS - trials[1].committed
 
 
 @pytest.mark.slow

@@ -39,6 +39,7 @@ import re
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,8 @@ def naive_pipeline(inputs: list[Path], nlp: Any, tagger: Any, split: dict[str, f
 
 class Recorder:
     """The tagger (b) uses, passed through: keeps what (b) asked and answered, so (c) and the
-    float32 reference run on exactly (b)'s sentences and contexts."""
+    float32 reference run on exactly (b)'s sentences and contexts. (b)'s lanes call it from
+    two threads: each call's texts, contexts and labels are kept together under a lock."""
 
     def __init__(self, tagger: Any) -> None:
         self._tagger = tagger
@@ -109,13 +111,26 @@ class Recorder:
         self.texts: list[str] = []
         self.contexts: list[str] = []
         self.predictions: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _keep(self, texts: Any, contexts: Any, out: Any) -> None:
+        with self._lock:
+            self.texts.extend(texts)
+            self.contexts.extend(contexts if contexts is not None else [""] * len(texts))
+            self.predictions.extend(out)
 
     def predict(self, texts: Any, contexts: Any = None) -> Any:
         out = self._tagger.predict(texts, contexts)
-        self.texts.extend(texts)
-        self.contexts.extend(contexts if contexts is not None else [""] * len(texts))
-        self.predictions.extend(out)
+        self._keep(texts, contexts, out)
         return out
+
+    def predict_windowed(self, texts: Any, contexts: Any = None) -> Any:
+        out, windowed = self._tagger.predict_windowed(texts, contexts)
+        self._keep(texts, contexts, out)
+        return out, windowed
+
+    def lanes(self, count: int) -> Any:  # (b) shares the tagger's threads among its lanes
+        return self._tagger.lanes(count)
 
 
 def logits_in_lanes(tagger: Any, texts: list[str], contexts: list[str], lanes: int, group: int) -> None:

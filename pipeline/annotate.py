@@ -7,14 +7,18 @@ assembled from the parts in transcript order, so a rerun, a resumed run and an
 uninterrupted run write the same bytes.
 
 The run is split into small steps so that an orchestrator can call one per transcript
-(pipeline.flows does, one Prefect task per transcript); `annotate_corpus` chains them
-directly:
+(pipeline.flows does, one Prefect task per transcript):
 
     begin_run(out_dir)                  under the corpus lock: folders, stale temp files
     plan_units(inputs)                  discover the transcripts; no model, no parsing
     annotate_unit(planned, context, ..) hash, read, key; segment and tag only a new key;
                                         returns a small UnitResult (no text)
     assemble_corpus(context, results, ..) corpus files, manifest and run.json from parts
+
+`annotate_unit` is `open_unit` (hash, read, key, cached part?), `process_transcript`
+(segment, tag) and `store_unit` (write the part). `annotate_corpus`, the direct path, runs
+the same steps in lanes (pipeline.lanes): it opens and segments transcripts one by one and
+tags several transcripts' sentences per call (`tag_transcripts`).
 
 Every step passes paths, ids, hashes and counts; transcript text stays in the parts.
 """
@@ -411,15 +415,20 @@ def open_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTable,
     return unit_result(planned, content_hash, key, part, speakers, was_new=False)
 
 
-def store_unit(new: NewUnit, part: TranscriptPart, context: RunContext, speakers: SpeakerTable) -> UnitResult:
-    """Cache the part of a transcript processed in this run; its result."""
+def store_unit(new: NewUnit, part: TranscriptPart, context: RunContext, speakers: SpeakerTable, *,
+               raise_transient: bool = False) -> UnitResult:
+    """Cache the part of a transcript processed in this run; its result. A part that cannot
+    be written rejects the transcript (this run only: the next run processes it again);
+    with `raise_transient`, a transient OSError is raised instead, for the caller to retry."""
     try:
         write_part(context.parts_dir, new.key, part)
     except OSError as error:
-        error_ = PipelineError(f"cannot store its result ({type(error).__name__}: errno {error.errno})",
-                               path=context.parts_dir, hint="check the corpus folder is writable and has space")
-        logger.warning("rejected %s: %s", new.planned.unit.display_path, error_.render())
-        return rejected_result(new.planned.unit, new.content_hash, error_)
+        if raise_transient and is_transient(error):
+            raise
+        failure = PipelineError(f"cannot store its result ({type(error).__name__}: errno {error.errno})",
+                                path=context.parts_dir, hint="check the corpus folder is writable and has space")
+        logger.warning("rejected %s: %s", new.planned.unit.display_path, failure.render())
+        return rejected_result(new.planned.unit, new.content_hash, failure)
     return unit_result(new.planned, new.content_hash, new.key, part, speakers, was_new=True)
 
 
@@ -446,7 +455,8 @@ def annotate_unit(planned: PlannedUnit, context: RunContext, speakers: SpeakerTa
     if isinstance(opened, UnitResult):
         return opened
     logger.debug("processing %s", planned.transcript_id)
-    return store_unit(opened, process_transcript(opened.transcript, workers), context, speakers)
+    return store_unit(opened, process_transcript(opened.transcript, workers), context, speakers,
+                      raise_transient=raise_transient)
 
 
 def retrying(attempt: Callable[[bool], Result], display_path: str, retry_delays: Sequence[float] = (0.5, 2.0),

@@ -76,7 +76,7 @@ from pipeline.tag import (
     Tagger,
     TaggerSource,
     predict_with_windows,
-    tagging_lanes,
+    supports_lanes,
 )
 
 logger = logging.getLogger(__name__)
@@ -176,8 +176,10 @@ class Workers:
     One Workers may be shared by threads. spaCy runs one call at a time (`segment_lock`),
     so one thread may segment while another tags: both release the GIL in native code.
     The tagger too runs one call at a time (`tag_lock`, each call on every core), except
-    inside `in_lanes(n)`, where n threads tag at once on their share of the cores each
-    (the direct path: `annotate_corpus`).
+    inside `in_lanes(n)` with a tagger that can share its threads (`supports_lanes`): then
+    n threads tag at once, on their share of the cores each (the direct path:
+    `annotate_corpus`). A tagger that does not say it can is never called by two threads
+    at once.
     """
 
     def __init__(self, config: RunConfig, source: TaggerSource, segmenter: Segmenter | None = None) -> None:
@@ -186,8 +188,9 @@ class Workers:
         self._tagger: Tagger | None = None
         self.segment_lock = threading.Lock()
         self.tag_lock = threading.Lock()
-        self._lanes: contextlib.ExitStack | None = None
+        self._lanes: contextlib.ExitStack | None = None  # set inside in_lanes
         self._lane_count = 1
+        self._tagging_in_parallel = False
 
     @property
     def segmenter(self) -> Segmenter:
@@ -201,28 +204,33 @@ class Workers:
         with self.tag_lock:
             if self._tagger is None:
                 self._tagger = self.source.load()
-                if self._lanes is not None:
-                    self._lanes.enter_context(tagging_lanes(self._tagger, self._lane_count))
+                self._share_with_lanes()
             return self._tagger
+
+    def _share_with_lanes(self) -> None:
+        """Inside `in_lanes`, with a loaded tagger that can: divide its threads among the
+        lanes until the block ends, and let them tag at once. Call holding `tag_lock`."""
+        if self._lanes is None or self._tagger is None or self._lane_count < 2 or not supports_lanes(self._tagger):
+            return
+        self._lanes.enter_context(self._tagger.lanes(self._lane_count))  # type: ignore[attr-defined]
+        self._tagging_in_parallel = True
 
     @contextlib.contextmanager
     def in_lanes(self, count: int) -> Iterator[None]:
-        """A block in which `count` threads may tag at once (no tag lock); the tagger's
-        threads are shared among them while it lasts (set when the tagger is loaded)."""
+        """A block in which `count` threads tag: at once, if the tagger supports lanes."""
         with contextlib.ExitStack() as stack:
             with self.tag_lock:
                 self._lanes, self._lane_count = stack, max(1, count)
-                if self._tagger is not None:
-                    stack.enter_context(tagging_lanes(self._tagger, self._lane_count))
+                self._share_with_lanes()
             try:
                 yield
             finally:
                 with self.tag_lock:
-                    self._lanes, self._lane_count = None, 1
+                    self._lanes, self._lane_count, self._tagging_in_parallel = None, 1, False
 
     def tagging(self) -> contextlib.AbstractContextManager[Any]:
-        """Hold this around a tagger call: the tag lock, unless inside `in_lanes`."""
-        return self.tag_lock if self._lanes is None else contextlib.nullcontext()
+        """Hold this around a tagger call: the tag lock, unless the lanes tag in parallel."""
+        return contextlib.nullcontext() if self._tagging_in_parallel else self.tag_lock
 
 
 _Workers = Workers  # the old private name
@@ -469,15 +477,6 @@ def retrying(attempt: Callable[[bool], Result], display_path: str, retry_delays:
             logger.warning("transient %s reading %s (try %d), retrying", type(error).__name__, display_path, tries)
             sleep(delay or 0.0)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def annotate_unit_retrying(planned: PlannedUnit, context: RunContext, speakers: SpeakerTable, workers: Workers,
-                           retry_delays: Sequence[float] = (0.5, 2.0),
-                           sleep: Callable[[float], None] = time.sleep) -> UnitResult:
-    """`annotate_unit`, trying again after a transient I/O error (once per delay)."""
-    return retrying(lambda raise_transient: annotate_unit(planned, context, speakers, workers,
-                                                          raise_transient=raise_transient),
-                    planned.unit.display_path, retry_delays, sleep)
 
 
 def assemble_corpus(context: RunContext, results: Sequence[UnitResult], speakers: SpeakerTable,

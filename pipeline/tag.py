@@ -4,7 +4,6 @@ The core never imports torch; a Tagger is handed in (see models.registry.load_ta
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
@@ -99,8 +98,7 @@ def predict_with_windows(tagger: Tagger, texts: Sequence[str], contexts: Sequenc
     return list(predictions), list(windowed)
 
 
-def tagging_lanes(tagger: Tagger, count: int) -> contextlib.AbstractContextManager[None]:
-    """A block in which `count` threads call `tagger` at once; a tagger with a `lanes`
-    method shares its threads among them (models.tagger.TransformerTagger.lanes)."""
-    share = getattr(tagger, "lanes", None)
-    return share(count) if share is not None and count > 1 else contextlib.nullcontext()
+def supports_lanes(tagger: Tagger) -> bool:
+    """Whether several threads may call `tagger` at once: it says so with a `lanes(count)`
+    context manager that shares its threads among them (models.tagger.TransformerTagger)."""
+    return callable(getattr(tagger, "lanes", None))

@@ -294,3 +294,36 @@ def test_the_corpus_is_the_same_whatever_the_lanes(corpus_in: Path, tmp_path: Pa
         assert tagger.lanes_asked == ([] if lanes == 1 else [lanes])  # its threads shared among the lanes
         outputs[lanes] = data_files(tmp_path / f"out{lanes}")
     assert outputs[1] == outputs[2] == outputs[3]
+
+
+class OneAtATimeTagger(HashTagger):
+    """A tagger with no `lanes`: it never said it may be called by two threads at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = self.most_inside = 0
+
+    def predict(self, texts, contexts=None):  # type: ignore[no-untyped-def]
+        import time
+
+        self.inside += 1
+        self.most_inside = max(self.most_inside, self.inside)
+        time.sleep(0.3)  # long enough for the other lane to come in, if it could
+        try:
+            return super().predict(texts, contexts)
+        finally:
+            self.inside -= 1
+
+
+def test_a_tagger_without_lanes_is_called_one_call_at_a_time(corpus_in: Path, tmp_path: Path,
+                                                             segmenter: Segmenter) -> None:
+    from pipeline.config import OrchestrationConfig
+
+    for name in "cdefgh":  # small transcripts: the lanes split them into several small groups
+        (corpus_in / f"int_{name}.txt").write_text(INTERVIEW_A.replace("P01", f"P0{name}"))
+    tagger = OneAtATimeTagger()
+    config = RunConfig(orchestration=OrchestrationConfig(max_workers=2))
+    summary = annotate_corpus([corpus_in], tmp_path / "out", config, LoadedTagger(tagger), SpeakerTable(),
+                              segmenter=segmenter)
+    assert summary.transcripts_processed == 8 and tagger.calls >= 2
+    assert tagger.most_inside == 1

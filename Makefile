@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test test-slow train-default bench bench-memory bench-segmenter clean
+.PHONY: setup run test test-slow train-default bench bench-flow bench-memory bench-segmenter clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ test-slow: $(STAMP)
 # throughput: naive vs epistance vs the model's ceiling (QUICK=1: 6 consultations, < 2 min)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_pipeline.py $(if $(QUICK),--quick,)
+
+# the default path (the Prefect flow) vs the direct path, real model (about 8 min; QUICK=1: 1 min)
+bench-flow: $(STAMP)
+	$(PY) benchmarks/bench_flow.py $(if $(QUICK),--quick,)
 
 # peak RSS on PriMock57 and on a corpus ten times larger (about 15 min)
 bench-memory: $(STAMP)

@@ -5,10 +5,13 @@ CLI); the real model is tested in tests/models/ and the slow suite.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import threading
+import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from models.labels import LabelSchema, load_label_schema
 from pipeline.tag import SentencePrediction
@@ -46,6 +49,67 @@ class HashTagger:
                 emotions=[k for k, v in emo.items() if v > 0.8], emotion_probs=emo,
                 affect_focus=affect > 0.5, affect_focus_prob=affect))
         return out
+
+
+class LaneCountingTagger(HashTagger):
+    """A HashTagger that may be called by several threads at once (it has `lanes`), and
+    records how it was asked to share its threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lanes_asked: list[int] = []
+
+    def lanes(self, count: int) -> contextlib.AbstractContextManager[None]:
+        self.lanes_asked.append(count)
+        return contextlib.nullcontext()
+
+
+class MeetingTagger(LaneCountingTagger):
+    """Its first two calls wait inside `predict` for each other (up to 10 s): `met` is True
+    only if two callers were in it at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._meeting = threading.Barrier(2, timeout=10)
+        self._lock = threading.Lock()
+        self._arrived = 0
+        self.met = False
+
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[SentencePrediction]:
+        with self._lock:
+            self._arrived += 1
+            waits = self._arrived <= 2
+        if waits:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self._meeting.wait()
+                self.met = True
+        return super().predict(texts, contexts)
+
+
+class OneAtATimeTagger(HashTagger):
+    """A tagger with no `lanes`: it never said it may be called by two threads at once.
+    `most_inside` is the most calls that were inside `predict` at the same time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self.inside = self.most_inside = 0
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[SentencePrediction]:
+        with self._counted():
+            time.sleep(0.3)  # long enough for another caller to come in, if it could
+            return super().predict(texts, contexts)
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:

@@ -19,7 +19,7 @@ from pipeline.ingest.metadata import SpeakerTable, load_speaker_table
 from pipeline.lock import corpus_lock
 from pipeline.segment import Segmenter
 from pipeline.tag import LoadedTagger
-from tests.fakes import HashTagger
+from tests.fakes import HashTagger, LaneCountingTagger, OneAtATimeTagger
 
 INTERVIEW_A = """Interviewer: How do you work with peer workers?
 P01: When I was first admitted I didn't sleep for a week. [pause] It felt like nobody was listening.
@@ -265,20 +265,6 @@ def test_transient_errors_are_told_apart_from_deterministic_ones() -> None:
     assert not is_transient(ValueError("x"))
 
 
-class LaneCountingTagger(HashTagger):
-    """A HashTagger that records how it was asked to share its threads."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lanes_asked: list[int] = []
-
-    def lanes(self, count: int):  # type: ignore[no-untyped-def]
-        import contextlib
-
-        self.lanes_asked.append(count)
-        return contextlib.nullcontext()
-
-
 def test_the_corpus_is_the_same_whatever_the_lanes(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
     from pipeline.config import OrchestrationConfig
 
@@ -294,25 +280,6 @@ def test_the_corpus_is_the_same_whatever_the_lanes(corpus_in: Path, tmp_path: Pa
         assert tagger.lanes_asked == ([] if lanes == 1 else [lanes])  # its threads shared among the lanes
         outputs[lanes] = data_files(tmp_path / f"out{lanes}")
     assert outputs[1] == outputs[2] == outputs[3]
-
-
-class OneAtATimeTagger(HashTagger):
-    """A tagger with no `lanes`: it never said it may be called by two threads at once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inside = self.most_inside = 0
-
-    def predict(self, texts, contexts=None):  # type: ignore[no-untyped-def]
-        import time
-
-        self.inside += 1
-        self.most_inside = max(self.most_inside, self.inside)
-        time.sleep(0.3)  # long enough for the other lane to come in, if it could
-        try:
-            return super().predict(texts, contexts)
-        finally:
-            self.inside -= 1
 
 
 def test_a_tagger_without_lanes_is_called_one_call_at_a_time(corpus_in: Path, tmp_path: Path,

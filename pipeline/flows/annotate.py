@@ -2,7 +2,8 @@
 
 The flow holds the corpus lock, plans the run (no model), submits one task per transcript
 to the task runner (threads, or Dask workers), then assembles the corpus files from the
-cached parts. What is done is decided by the core's recompute keys and parts, never by
+cached parts. With threads, the tasks tag at once, sharing the tagger's threads
+(`tasks_tag_at_once`). What is done is decided by the core's recompute keys and parts, never by
 Prefect's cache (NO_CACHE everywhere; results are not persisted). Tasks take and return
 paths, ids, hashes and small summaries; transcript text never crosses a task boundary.
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -96,6 +97,18 @@ def assemble(context: RunContext, results: list[UnitResult], speakers: SpeakerTa
     return assemble_corpus(context, results, speakers, started, orchestrator="prefect", flow_run_id=flow_run_id)
 
 
+def tasks_tag_at_once(context: RunContext, spec: TaggerSpec) -> AbstractContextManager[None]:
+    """With the thread runner, this process's `max_workers` tasks tag at once, each on its
+    share of the cores, when the tagger can share its threads (`Workers.in_lanes`): two
+    callers on one core each outpace one caller on two, and one task segments while
+    another tags. Otherwise (a tagger without `lanes`) the tasks take turns on the tagger.
+    Dask tasks run in worker processes, one at a time each: nothing to share there."""
+    orchestration = context.config.orchestration
+    if orchestration.task_runner != "thread":
+        return nullcontext()
+    return workers_for(context.config, spec, context.model_ref).in_lanes(orchestration.max_workers)
+
+
 def _collect(planned: Sequence[PlannedUnit], context: RunContext, speakers: SpeakerTable, spec: TaggerSpec,
              orchestration: OrchestrationConfig) -> list[UnitResult]:
     run_logger = get_run_logger()
@@ -173,7 +186,8 @@ def annotate_corpus_flow(inputs: list[Path], out_dir: Path, config: RunConfig | 
             context = RunContext(out_dir=out_dir, config=config, model_ref=source.model_ref,
                                  schema_ref=source.schema.ref, pseudonym=pseudonym)
             planned = plan_corpus(inputs)
-            results = _collect(planned, context, speakers, spec, config.orchestration)
+            with tasks_tag_at_once(context, spec):
+                results = _collect(planned, context, speakers, spec, config.orchestration)
             summary = assemble(context, results, speakers, started, str(current_flow_run.id or "") or None)
     except PipelineError as error:
         run_logger.error("%s", error.render())

@@ -21,7 +21,7 @@ from pipeline.flows.workers import TaggerSpec
 from pipeline.ingest.metadata import SpeakerTable, load_speaker_table
 from pipeline.segment import Segmenter
 from pipeline.tag import LoadedTagger
-from tests.fakes import HashTagger
+from tests.fakes import HashTagger, MeetingTagger, OneAtATimeTagger
 from tests.flows.helpers import CANARY, CANARY_PHONE, FACTORY, PYTHON, child_env, tree, write_corpus
 
 
@@ -147,6 +147,25 @@ def test_the_direct_path_retries_transient_errors_too(tmp_path: Path, segmenter:
     summary = annotate_corpus([inputs], tmp_path / "out", RunConfig(), LoadedTagger(HashTagger()), SpeakerTable(),
                               segmenter=segmenter, retry_delays=(0.0,))
     assert calls["n"] == 2 and summary.transcripts_failed == 0
+
+
+def test_thread_tasks_tag_at_once_sharing_the_taggers_threads(tmp_path: Path, prefect_api: str,
+                                                               flow_config: RunConfig) -> None:
+    inputs = write_corpus(tmp_path / "in")
+    tagger = use_tagger(flow_config, MeetingTagger())
+    summary = run_flow(inputs, tmp_path / "out", flow_config, prefect_api)
+    assert summary.transcripts_processed == 4 and summary.sentences_tagged == tagger.sentences_seen
+    assert tagger.lanes_asked == [flow_config.orchestration.max_workers] == [2]
+    assert tagger.met  # two tasks were inside the tagger at once
+
+
+def test_a_tagger_without_lanes_is_called_by_one_task_at_a_time(tmp_path: Path, prefect_api: str,
+                                                                flow_config: RunConfig) -> None:
+    inputs = write_corpus(tmp_path / "in")
+    tagger = use_tagger(flow_config, OneAtATimeTagger())
+    summary = run_flow(inputs, tmp_path / "out", flow_config, prefect_api)
+    assert summary.transcripts_processed == 4 and tagger.calls == 4
+    assert tagger.most_inside == 1
 
 
 def test_a_locked_folder_fails_fast_with_the_holder(tmp_path: Path, prefect_api: str,

@@ -96,6 +96,11 @@ class OptimConfig(_Strict):
     #: bfloat16 autocast for the training forward pass (faster on CPUs with AVX512-BF16/AMX;
     #: inference and calibration always run in float32)
     bf16: bool = False
+    #: keep an exponential moving average of the trained weights (this decay per step, with
+    #: the usual warm-up min(decay, (1 + step) / (10 + step))) and evaluate, keep and ship
+    #: the average instead of the last step's weights; 0 (the default): off, the weights as
+    #: trained
+    ema_decay: float = Field(default=0.0, ge=0, lt=1)
 
 
 class TrainConfig(_Strict):

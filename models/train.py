@@ -10,6 +10,7 @@ machine the run is repeated exactly.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -51,6 +52,7 @@ from models.data import (
 from models.errors import DataError
 from models.evaluate import compute_metrics, headline
 from models.labels import AFFECT_FOCUS, EMOTIONS, STANCE, LabelSchema, load_label_schema
+from models.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -394,6 +396,7 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
             lg = batched_logits(net, dev_ge_ids, pad_id, 128)
             return dev_score(schema, data.dev_indomain, li, data.dev_goemotions_watch, lg, o.min_dev_positives)
 
+        average = WeightAverage(net, o.ema_decay) if o.ema_decay > 0 else None
         best_score, best_step, best_state, bad = -1.0, 0, trainable_state(net), 0
         curve: list[dict[str, Any]] = []
         running: dict[str, float] = {}
@@ -422,6 +425,8 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
             torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], o.grad_clip)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update(step)
             seen += len(idx)
             for k, v in losses.items():
                 running[k] = running.get(k, 0.0) + float(v.detach())
@@ -438,12 +443,14 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
                 )
                 running, seen, tick = {}, 0, time.monotonic()
             if step % o.eval_every == 0 or step == o.max_steps:
-                score, parts = evaluate_dev()
+                with average.swapped_in() if average is not None else contextlib.nullcontext():
+                    score, parts = evaluate_dev()
+                    evaluated = trainable_state(net)  # the average's weights when averaging
                 curve.append({"step": step, "score": round(score, 6), **parts})
                 improved = score > best_score
                 log.info("dev at step %d: score %.4f %s%s", step, score, parts, "  (best)" if improved else "")
                 if improved:
-                    best_score, best_step, best_state, bad = score, step, trainable_state(net), 0
+                    best_score, best_step, best_state, bad = score, step, evaluated, 0
                 else:
                     bad += 1
                     if bad >= o.patience:

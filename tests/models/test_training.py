@@ -149,3 +149,13 @@ def test_partial_full_finetune_stored_in_float16_reproduces_its_reported_metrics
     reported = json.loads((out / METRICS_FILE).read_text())["test"]["indomain"]
     again = evaluate(str(out), "indomain-test", gold_path=tiny_data["gold"], show=False)
     assert again["stance"] == reported["stance"] and again["affect_focus"] == reported["affect_focus"]
+
+
+def test_every_training_config_in_the_repository_validates() -> None:
+    from models.config import PROJECT_ROOT, load_train_config
+
+    configs = sorted((PROJECT_ROOT / "configs" / "train").glob("*.toml"))
+    assert configs
+    for path in configs:
+        config = load_train_config(path)
+        assert config.resolve(config.data.gold).is_file(), path

@@ -113,7 +113,7 @@ def load_tagger(
     """
     from models.artifact import load_model_dir
     from models.labels import load_label_schema
-    from models.tagger import TransformerTagger, quantized_int8
+    from models.tagger import TransformerTagger
     from pipeline.precision import resolve_precision
 
     precision = resolve_precision(precision)
@@ -130,7 +130,9 @@ def load_tagger(
                     f"{folder} holds {loaded.spec.ref}, not {resolved}; the registry folder is misfiled"
                 )
             if precision == "int8":
-                loaded = quantized_int8(loaded)
+                from models.onnx_int8 import with_onnx_int8
+
+                loaded = with_onnx_int8(loaded)
             tagger = TransformerTagger(loaded, batch_size=batch_size, precision=precision)
             _cache[key] = tagger
         return tagger

@@ -161,27 +161,6 @@ def predictions_from_logits(
     return preds
 
 
-def quantized_int8(loaded: LoadedModel) -> LoadedModel:
-    """``loaded`` with its encoder's linear layers dynamically quantised to int8, in place.
-
-    Weights are stored as int8 per tensor and activations quantised on the fly, which uses
-    the CPU's integer dot-product units. The heads stay float32. Its labels differ from
-    float32's on several percent of sentences (docs/performance.md), so it is opt-in
-    (`--precision int8`).
-    """
-    import warnings
-
-    import torch
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        # torch flags its quantised-tensor API for future removal; it is what runs today
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        quantize_dynamic(loaded.net.encoder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-    return loaded
-
-
 WINDOW_STRIDE = 32  # tokens shared by consecutive windows
 
 

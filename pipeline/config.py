@@ -77,7 +77,9 @@ class RunConfig(BaseModel):
         }
         precision = resolve_precision(self.tag.precision)
         if precision != "float32":  # probabilities differ slightly from the float32 model's
-            relevant["tag_precision"] = precision
+            # int8 is ONNX Runtime's per-channel int8 now, not torch's per-tensor int8 of
+            # 0.1.0: corpora made with the old one are recomputed
+            relevant["tag_precision"] = "int8-onnx-per-channel" if precision == "int8" else precision
         if self.pseudonymise.enabled:  # only when on: corpora made without it keep their keys
             relevant["pseudonymise"] = self.pseudonymise.recompute_material()
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

@@ -5,9 +5,9 @@
   instructions (AVX512-BF16 or AMX) about 2.5x faster than float32 here, with labels equal
   to float32's on nearly every sentence (docs/performance.md); on other CPUs it is emulated
   and slower, so it is never chosen automatically there.
-- ``int8``: the encoder's linear layers dynamically quantised. The fastest here, but its
-  labels differ from float32's on several percent of sentences and held-out stance
-  macro-F1 drops by about 0.03 (docs/performance.md): opt-in only.
+- ``int8``: the network run by ONNX Runtime with its matrix products quantised to int8
+  per output channel (models/onnx_int8.py). The fastest here; its labels differ from
+  float32's on a little over 1% of sentences for stance (docs/performance.md): opt-in only.
 - ``auto`` (the default): ``bfloat16`` where the CPU has native bfloat16, else ``float32``.
 
 Detection reads the CPU flags from /proc/cpuinfo (no torch import: a rerun with nothing to

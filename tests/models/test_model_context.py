@@ -85,8 +85,58 @@ def test_int8_precision_is_a_separate_valid_tagger(context_model: Path) -> None:
     reference = exact.predict(SENTENCES, CONTEXTS)
     for p, r in zip(preds, reference):
         assert p.stance_probs == pytest.approx(r.stance_probs, abs=0.05)
+    for p, r in zip(fast.predict(SENTENCES), exact.predict(SENTENCES)):  # no context: no token types
+        assert p.stance_probs == pytest.approx(r.stance_probs, abs=0.05)
     with pytest.raises(ValueError, match="precision"):
         load_tagger(str(context_model), precision="int4")
+
+
+def test_the_exported_network_computes_what_torch_computes(context_model: Path, tmp_path: Path) -> None:
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from models.artifact import load_model_dir
+    from models.onnx_int8 import export_onnx
+    from models.tagger import attach_context, encode, pad_batch
+
+    loaded = load_model_dir(context_model)
+    net = loaded.net.eval()
+    ids = encode(loaded.tokenizer, SENTENCES, 64)
+    ids, lengths = attach_context(loaded.tokenizer, ids, CONTEXTS, 64, 8)
+    inputs = pad_batch(ids, int(loaded.tokenizer.pad_token_id), lengths)
+    assert inputs[2] is not None and inputs[3] is not None  # token types and pooling mask both used
+    attention = net.encoder.config._attn_implementation
+    export_onnx(net, tmp_path / "exported.onnx")
+    assert net.encoder.config._attn_implementation == attention  # exported with eager attention, then restored
+    session = onnxruntime.InferenceSession(str(tmp_path / "exported.onnx"), providers=["CPUExecutionProvider"])
+    names = ["input_ids", "attention_mask", "token_type_ids", "pool_mask"]
+    onnx_logits = session.run(None, {name: t.numpy() for name, t in zip(names, inputs)})
+    with torch.inference_mode():
+        torch_logits = net(*inputs)
+    for name, array in zip(["stance", "emotions", "affect_focus"], onnx_logits):
+        np.testing.assert_allclose(array, torch_logits[name].numpy(), atol=1e-4)
+
+
+def test_int8_runs_one_session_per_thread_count(context_model: Path) -> None:
+    import torch
+
+    from models.onnx_int8 import OnnxInt8Net
+
+    clear_cache()
+    fast = load_tagger(str(context_model), precision="int8")
+    net = fast._loaded.net  # type: ignore[attr-defined]
+    assert isinstance(net, OnnxInt8Net)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        alone = fast.predict(SENTENCES, CONTEXTS)
+        with fast.lanes(2):  # type: ignore[attr-defined]
+            in_lanes = fast.predict(SENTENCES, CONTEXTS)
+    finally:
+        torch.set_num_threads(previous)
+    assert sorted(net._sessions) == [1, 2]
+    assert [p.stance for p in in_lanes] == [p.stance for p in alone]
 
 
 def test_bfloat16_precision_stays_close_to_float32(context_model: Path) -> None:

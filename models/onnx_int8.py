@@ -1,0 +1,155 @@
+"""The int8 precision: the tagger's network run by ONNX Runtime, its matrix products in int8.
+
+At load the network is exported to ONNX (torch's TorchScript exporter, eager attention)
+and its matrix-product weights are quantised to int8 *per output channel*, activations
+quantised on the fly (`onnxruntime.quantization.quantize_dynamic`); ONNX Runtime's CPU
+kernels then run it, with integer dot-product instructions (VNNI) where the CPU has them.
+Per channel matters: with one scale per weight tensor (torch's dynamic quantisation, the
+int8 path before) stance labels agreed with float32 on only 96.4% of sentences; per channel
+they agree on 98.6% (docs/performance.md). Nothing is written to disk: the export and the
+quantisation run in a temporary folder at load, in a few seconds.
+
+`OnnxInt8Net` stands in for `models.architecture.TaggerNet` where the tagger runs it
+(`models.tagger.batched_logits`): same call, same logits. ONNX Runtime fixes a session's
+threads when the session is made, so there is one session per thread count, chosen at
+each call from torch's setting, which the tagger's `lanes` divide among parallel callers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from models.artifact import LoadedModel
+from models.labels import AFFECT_FOCUS, EMOTIONS, STANCE
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pool_mask")
+OUTPUTS = (STANCE, EMOTIONS, AFFECT_FOCUS)
+
+
+def with_onnx_int8(loaded: LoadedModel) -> LoadedModel:
+    """`loaded` with its network replaced by the int8 ONNX Runtime one (a new LoadedModel)."""
+    return dataclasses.replace(loaded, net=OnnxInt8Net(loaded.net, quantised_model(loaded.net)))
+
+
+def quantised_model(net: Any) -> bytes:
+    """The serialised int8 ONNX model of TaggerNet `net`."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="epistance-onnx-") as folder:
+        exported, quantised = Path(folder) / "float32.onnx", Path(folder) / "int8.onnx"
+        export_onnx(net, exported)
+        hint = _DropPreprocessingHint()
+        logging.getLogger().addFilter(hint)
+        try:
+            quantize_dynamic(exported, quantised, weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul"],
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        finally:
+            logging.getLogger().removeFilter(hint)
+        return quantised.read_bytes()
+
+
+class _DropPreprocessingHint(logging.Filter):
+    """The quantiser advises, on the root logger, a pre-processing pass (shape inference,
+    graph optimisation) before quantising; the agreement and speed in docs/performance.md
+    were measured without it, on every load the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+def _with_tuple_outputs(net: Any) -> Any:
+    """`net` returning its logits as a tuple: the exporter wants tensors, not a dict."""
+    import torch
+
+    class TupleOutputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any, pool_mask: Any) -> Any:
+            logits = self.net(input_ids, attention_mask, token_type_ids, pool_mask)
+            return tuple(logits[name] for name in OUTPUTS)
+
+    return TupleOutputs()
+
+
+def export_onnx(net: Any, path: Path) -> None:
+    """Export TaggerNet `net` (float32, eval mode) to `path`, batch and length dynamic."""
+    import warnings
+
+    import torch
+
+    config = net.encoder.config
+    attention = getattr(config, "_attn_implementation", None)
+    # eager attention exports as plain MatMul/Softmax, which the quantiser and ONNX
+    # Runtime's own fusions handle; the fused scaled-dot-product op came out slower
+    config._attn_implementation = "eager"
+    rows, width = 2, 16
+    ones = torch.ones((rows, width), dtype=torch.long)  # token id 1: any id the vocabulary has
+    example = (ones, ones, torch.zeros_like(ones), ones)
+    dynamic = {name: {0: "rows", 1: "tokens"} for name in INPUTS} | {name: {0: "rows"} for name in OUTPUTS}
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes about constant branches of the mask code
+            torch.onnx.export(_with_tuple_outputs(net), example, str(path), dynamo=False, opset_version=17,
+                              input_names=list(INPUTS), output_names=list(OUTPUTS), dynamic_axes=dynamic)
+    finally:
+        config._attn_implementation = attention
+        net.train(was_training)
+
+
+class OnnxInt8Net:
+    """Callable like TaggerNet (input ids, attention mask, token types, pooling mask ->
+    logits per layer, as torch tensors), run by ONNX Runtime on the int8 model."""
+
+    training = False  # never trained: batched_logits' eval()/train() calls change nothing
+
+    def __init__(self, net: Any, model: bytes) -> None:
+        self.heads = net.heads  # batched_logits reads the output sizes from them
+        self._model = model
+        self._sessions: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def eval(self) -> OnnxInt8Net:
+        return self
+
+    def train(self, mode: bool = True) -> OnnxInt8Net:
+        return self
+
+    def _session(self) -> Any:
+        import onnxruntime
+        import torch
+
+        threads = torch.get_num_threads()  # TransformerTagger.lanes divides them among callers
+        with self._lock:
+            session = self._sessions.get(threads)
+            if session is None:
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+                options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+                # idle threads sleep instead of spinning: spaCy shares the cores during a run
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                session = onnxruntime.InferenceSession(self._model, options, providers=["CPUExecutionProvider"])
+                self._sessions[threads] = session
+            return session
+
+    def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None,
+                 pool_mask: Any = None) -> dict[str, Any]:
+        import torch
+
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask,
+                # what TaggerNet assumes when they are absent: all sentence, pooled over the mask
+                "token_type_ids": token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids),
+                "pool_mask": pool_mask if pool_mask is not None else attention_mask}
+        outputs = self._session().run(list(OUTPUTS), {name: t.numpy() for name, t in feed.items()})
+        return {name: torch.from_numpy(array) for name, array in zip(OUTPUTS, outputs)}

@@ -32,9 +32,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# throughput: naive vs epistance vs the model's ceiling (QUICK=1: 6 consultations, < 2 min)
+# throughput: naive vs epistance vs the model's ceiling (QUICK=1: 6 consultations, < 2 min;
+# PRECISION=int8: (b) and (c) in another precision than the run config's auto)
 bench: $(STAMP)
-	$(PY) benchmarks/bench_pipeline.py $(if $(QUICK),--quick,)
+	$(PY) benchmarks/bench_pipeline.py $(if $(QUICK),--quick,) $(if $(PRECISION),--precision $(PRECISION),)
 
 # the default path (the Prefect flow) vs the direct path, real model (about 8 min; QUICK=1: 1 min)
 bench-flow: $(STAMP)

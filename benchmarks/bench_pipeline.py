@@ -10,7 +10,8 @@ on its own line and left out of every rate (a user pays it once per run, whateve
     (nlp(turn)), then the tagger in float32 one sentence at a time (batch size 1), given the
     same context as epistance gives it.
 (b) epistance: pipeline.annotate.annotate_corpus (ingest, segment, tag, write JSONL, Parquet,
-    DocBin, manifest) with the default run config (precision "auto", two lanes).
+    DocBin, manifest) with the default run config (precision "auto", two lanes; --precision
+    to run (b) and (c) in another).
 (c) ceiling: the default tagger's forward pass alone (tagger.logits, length-sorted token-budget
     batches) on (b)'s own sentences and contexts, run two ways: one call on every core, and
     in (b)'s lanes (calls of SENTENCES_PER_GROUP sentences from two threads, the cores shared
@@ -159,6 +160,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_CONSULTATIONS} consultations")
     parser.add_argument("--runs", type=int, default=2,
                         help="runs of (a) and of (b); each rate is its fastest run, as for (c) (default 2)")
+    parser.add_argument("--precision", choices=["auto", "bfloat16", "int8", "float32"],
+                        help="the precision (b) and (c) run in (default: the run config's, auto)")
     args = parser.parse_args()
 
     import spacy
@@ -174,6 +177,8 @@ def main() -> None:
 
     inputs, consultations = choose_inputs(args.quick)
     config = load_run_config()
+    if args.precision:
+        config = config.model_copy(update={"tag": config.tag.model_copy(update={"precision": args.precision})})
     precision = resolve_precision(config.tag.precision)
     config = config.model_copy(update={"orchestration": config.orchestration.model_copy(update={"orchestrator": "none"})})
     print(f"data: {len(consultations)} consultations ({len(inputs)} TextGrid files) from {DATA}", flush=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from models.artifact import LoadedModel
+from models.errors import ModelError
 from models.labels import AFFECT_FOCUS, EMOTIONS, STANCE
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pool_mask")
@@ -31,8 +32,14 @@ OUTPUTS = (STANCE, EMOTIONS, AFFECT_FOCUS)
 
 
 def with_onnx_int8(loaded: LoadedModel) -> LoadedModel:
-    """`loaded` with its network replaced by the int8 ONNX Runtime one (a new LoadedModel)."""
-    return dataclasses.replace(loaded, net=OnnxInt8Net(loaded.net, quantised_model(loaded.net)))
+    """`loaded` with its network replaced by the int8 ONNX Runtime one (a new LoadedModel).
+    A network that cannot be exported or quantised raises a ModelError saying so."""
+    try:
+        model = quantised_model(loaded.net)
+    except Exception as error:  # noqa: BLE001 - the exporter and quantiser raise many kinds
+        raise ModelError(f"{loaded.spec.ref} cannot run in int8 ({type(error).__name__} while exporting or "
+                         "quantising it); use precision bfloat16 or float32") from error
+    return dataclasses.replace(loaded, net=OnnxInt8Net(loaded.net, model))
 
 
 def quantised_model(net: Any) -> bytes:

@@ -187,3 +187,17 @@ def test_training_with_context_dropout_keeps_the_context_reader(make_config, tmp
     assert tagger.context_tokens == 8  # dropout is a training matter: the model still reads context
     assert tagger.predict(SENTENCES, CONTEXTS)[0].stance_probs != tagger.predict(SENTENCES)[0].stance_probs
     assert "context_dropout = 0.5" in (folder / "train_config.toml").read_text()
+
+
+def test_a_network_that_cannot_be_exported_gives_a_clear_model_error(context_model: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from models import onnx_int8
+    from models.errors import ModelError
+
+    def broken_export(net, path):  # type: ignore[no-untyped-def]
+        raise RuntimeError("an operator the exporter does not know")
+
+    monkeypatch.setattr(onnx_int8, "export_onnx", broken_export)
+    clear_cache()
+    with pytest.raises(ModelError, match="cannot run in int8.*bfloat16 or float32"):
+        load_tagger(str(context_model), precision="int8")

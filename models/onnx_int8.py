@@ -36,7 +36,7 @@ def with_onnx_int8(loaded: LoadedModel) -> LoadedModel:
     A network that cannot be exported or quantised raises a ModelError saying so."""
     try:
         model = quantised_model(loaded.net)
-    except Exception as error:  # noqa: BLE001 - the exporter and quantiser raise many kinds
+    except Exception as error:  # the exporter and the quantiser raise many kinds
         raise ModelError(f"{loaded.spec.ref} cannot run in int8 ({type(error).__name__} while exporting or "
                          "quantising it); use precision bfloat16 or float32") from error
     return dataclasses.replace(loaded, net=OnnxInt8Net(loaded.net, model))

@@ -43,7 +43,7 @@ bench-flow: $(STAMP)
 
 # peak RSS on PriMock57 and on a corpus ten times larger (about 15 min)
 bench-memory: $(STAMP)
-	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/bench_memory.py $(if $(FLOW),--flow,)
 
 # the segmenter on blis vs on OpenBLAS, alone and inside annotate (about 3 min; QUICK=1: 30 s)
 bench-segmenter: $(STAMP)

@@ -1,14 +1,15 @@
 """Streaming memory: peak RSS of `epistance annotate` on a corpus and on one ten times larger.
 
-    .venv/bin/python benchmarks/bench_memory.py [--copies 10] [--base 57]
+    .venv/bin/python benchmarks/bench_memory.py [--copies 10] [--base 57] [--flow]
 
 The corpus: the PriMock57 consultations written out as plain-text transcripts
 ("Doctor: ..." / "Patient: ..." lines, turns in time order). The larger corpus holds
 `--copies` copies of each; every copy starts with its own line so that its content hash
 differs and it is segmented, tagged and written like a new interview (identical files
 would share one cached result). Each run is a fresh `epistance annotate --no-prefect`
-process with the default run config and model; its peak RSS is read with getrusage in a
-wrapper process of its own. The last line is RESULT {json}.
+process (with --flow: the default Prefect flow) with the default run config and model;
+its peak RSS (of the largest process: the command, not Prefect's API server) is read with
+getrusage in a wrapper process of its own. The last line is RESULT {json}.
 """
 from __future__ import annotations
 
@@ -49,10 +50,12 @@ def write_corpus(folder: Path, copies: int, base: int) -> int:
     return len(units) * copies
 
 
-def annotate_peak(inputs: Path, out: Path) -> tuple[float, float]:
-    """Peak RSS (MB) and wall seconds of one `epistance annotate` process."""
+def annotate_peak(inputs: Path, out: Path, flow_config: Path | None = None) -> tuple[float, float]:
+    """Peak RSS (MB) and wall seconds of one `epistance annotate` process: the direct path,
+    or with `flow_config` (a run config) the default Prefect flow."""
+    path = ["--config", str(flow_config)] if flow_config else ["--no-prefect"]
     command = [sys.executable, "-c", MEASURE, str(ROOT / ".venv" / "bin" / "epistance"), "annotate", str(inputs),
-               "--out", str(out), "--no-prefect"]
+               "--out", str(out), *path]
     start = time.perf_counter()
     done = subprocess.run(command, check=False, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     wall = time.perf_counter() - start
@@ -66,18 +69,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=10, help="how many times larger the second corpus is")
     parser.add_argument("--base", type=int, default=57, help="consultations in the first corpus")
+    parser.add_argument("--flow", action="store_true",
+                        help="run the default Prefect flow instead of the direct path (--no-prefect)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="epistance-mem-") as tmp:
+        flow_config = None
+        if args.flow:  # Prefect's home in the temp folder, not in the working folder
+            flow_config = Path(tmp) / "run.toml"
+            flow_config.write_text(f'[orchestration]\nprefect_home = "{Path(tmp) / "prefect"}"\n')
         small_n = write_corpus(Path(tmp) / "small", 1, args.base)
         large_n = write_corpus(Path(tmp) / "large", args.copies, args.base)
-        small_rss, small_wall = annotate_peak(Path(tmp) / "small", Path(tmp) / "small-out")
+        small_rss, small_wall = annotate_peak(Path(tmp) / "small", Path(tmp) / "small-out", flow_config)
         print(f"{small_n} transcripts: peak RSS {small_rss:.0f} MB, {small_wall:.1f}s", flush=True)
-        large_rss, large_wall = annotate_peak(Path(tmp) / "large", Path(tmp) / "large-out")
+        large_rss, large_wall = annotate_peak(Path(tmp) / "large", Path(tmp) / "large-out", flow_config)
         print(f"{large_n} transcripts: peak RSS {large_rss:.0f} MB, {large_wall:.1f}s", flush=True)
         sentences = json.loads((Path(tmp) / "large-out" / "run.json").read_text())["sentences"]
     ratio = large_rss / small_rss
     print(f"peak RSS {args.copies}x corpus / 1x corpus: {ratio:.2f} (target <= 1.2)")
-    print("RESULT " + json.dumps({"transcripts": [small_n, large_n], "peak_rss_mb": [round(small_rss, 1), round(large_rss, 1)],
+    print("RESULT " + json.dumps({"path": "flow" if args.flow else "direct", "transcripts": [small_n, large_n], "peak_rss_mb": [round(small_rss, 1), round(large_rss, 1)],
                                   "ratio": round(ratio, 3), "seconds": [round(small_wall, 1), round(large_wall, 1)],
                                   "sentences_large": sentences}))
 

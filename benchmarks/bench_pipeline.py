@@ -43,12 +43,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.offline import enforce_offline
+from pipeline.precision import Precision
 
 enforce_offline()
 
@@ -160,7 +161,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_CONSULTATIONS} consultations")
     parser.add_argument("--runs", type=int, default=2,
                         help="runs of (a) and of (b); each rate is its fastest run, as for (c) (default 2)")
-    parser.add_argument("--precision", choices=["auto", "bfloat16", "int8", "float32"],
+    parser.add_argument("--precision", choices=get_args(Precision),
                         help="the precision (b) and (c) run in (default: the run config's, auto)")
     args = parser.parse_args()
 

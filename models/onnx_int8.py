@@ -136,6 +136,9 @@ class OnnxInt8Net:
         import torch
 
         threads = torch.get_num_threads()  # TransformerTagger.lanes divides them among callers
+        session = self._sessions.get(threads)  # every batch asks: no lock once it exists
+        if session is not None:
+            return session
         with self._lock:
             session = self._sessions.get(threads)
             if session is None:

@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 
 from models.errors import ModelNotFoundError
 from models.labels import LabelSchema
-from pipeline.tag import Tagger
+from pipeline.tag import DEFAULT_BATCH_SIZE, Tagger
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent / "registry"
 DEFAULT_MODEL_ID = "epistance-tagger"
@@ -101,7 +101,7 @@ def load_tagger(
     ref: str | None = None,
     registry_dir: Path | None = None,
     expected_schema: LabelSchema | None = None,
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     precision: str = "float32",
 ) -> Tagger:
     """Resolve, verify (manifest, schema, base hash) and load a tagger, once per process.

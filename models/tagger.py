@@ -17,7 +17,7 @@ import numpy as np
 from models.artifact import Calibration, LoadedModel
 from models.calibration import sigmoid, softmax
 from models.labels import AFFECT_FOCUS, EMOTIONS, STANCE, LabelSchema
-from pipeline.tag import SentencePrediction
+from pipeline.tag import DEFAULT_BATCH_SIZE, SentencePrediction
 
 PROB_DIGITS = 6
 
@@ -192,7 +192,7 @@ def pool_windows(logits: dict[str, np.ndarray], counts: Sequence[int]) -> dict[s
 class TransformerTagger:
     """A fine-tuned model directory behind the `pipeline.tag.Tagger` protocol."""
 
-    def __init__(self, loaded: LoadedModel, batch_size: int = 32, precision: str = "float32"):
+    def __init__(self, loaded: LoadedModel, batch_size: int = DEFAULT_BATCH_SIZE, precision: str = "float32"):
         self._loaded = loaded
         self.batch_size = batch_size
         self.precision = precision

@@ -445,13 +445,12 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
             if step % o.eval_every == 0 or step == o.max_steps:
                 with average.swapped_in() if average is not None else contextlib.nullcontext():
                     score, parts = evaluate_dev()
-                    evaluated = trainable_state(net)  # the average's weights when averaging
+                    improved = score > best_score
+                    if improved:  # the weights just evaluated: the average's, when averaging
+                        best_score, best_step, best_state, bad = score, step, trainable_state(net), 0
                 curve.append({"step": step, "score": round(score, 6), **parts})
-                improved = score > best_score
                 log.info("dev at step %d: score %.4f %s%s", step, score, parts, "  (best)" if improved else "")
-                if improved:
-                    best_score, best_step, best_state, bad = score, step, evaluated, 0
-                else:
+                if not improved:
                     bad += 1
                     if bad >= o.patience:
                         log.info("early stop at step %d; best step %d", step, best_step)

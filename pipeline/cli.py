@@ -42,7 +42,7 @@ def _fail(error: PipelineError) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
-def _tagger_source(model: str | None, batch_size: int = 32, precision: str = "auto"):  # type: ignore[no-untyped-def]
+def _tagger_source(model: str | None, batch_size: int, precision: str):  # type: ignore[no-untyped-def]
     from pipeline.tagger_source import RegistryTaggerSource
 
     return RegistryTaggerSource(model, batch_size=batch_size, precision=precision)

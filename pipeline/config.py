@@ -18,6 +18,7 @@ from pipeline.ingest import IngestConfig
 from pipeline.precision import Precision, resolve_precision
 from pipeline.pseudonymise import PseudonymiseConfig
 from pipeline.segment import SegmentConfig
+from pipeline.tag import DEFAULT_BATCH_SIZE
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_RUN_CONFIG = CONFIG_DIR / "run" / "default.toml"
@@ -27,7 +28,7 @@ class TagConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str | None = None  # "id@version", "id@latest", a model folder; None = the shipped default
-    batch_size: int = 32  # rows per forward batch: 32 was faster than 64 in lanes (docs/performance.md)
+    batch_size: int = DEFAULT_BATCH_SIZE  # rows per forward batch
     tag_roles: tuple[str, ...] = ("participant", "other", "unknown")
     #: auto | bfloat16 | int8 | float32 (pipeline.precision; docs/performance.md)
     precision: Precision = "auto"

@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict
 
 from models.labels import LabelSchema
 
+#: the most rows in one forward batch of the tagger: 32 was faster than 64 with two lanes
+#: tagging at once on two cores (docs/performance.md); `tag.batch_size` in the run config
+DEFAULT_BATCH_SIZE = 32
+
 
 class SentencePrediction(BaseModel):
     """One sentence's labels with probabilities, for all three layers."""

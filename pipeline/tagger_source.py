@@ -9,11 +9,11 @@ from pathlib import Path
 
 from models.labels import LabelSchema, LabelSchemaMismatch, load_label_schema
 from pipeline.errors import ModelUnavailableError
-from pipeline.tag import Tagger
+from pipeline.tag import DEFAULT_BATCH_SIZE, Tagger
 
 
 class RegistryTaggerSource:
-    def __init__(self, ref: str | None = None, registry_dir: Path | None = None, batch_size: int = 32,
+    def __init__(self, ref: str | None = None, registry_dir: Path | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  precision: str = "auto") -> None:
         from models.errors import ModelError
         from models.registry import resolve_ref

@@ -15,7 +15,7 @@ from pipeline.annotate import Workers
 from pipeline.config import RunConfig
 from pipeline.errors import ConfigError, ModelUnavailableError
 from pipeline.segment import Segmenter
-from pipeline.tag import TaggerSource
+from pipeline.tag import DEFAULT_BATCH_SIZE, TaggerSource
 
 DEFAULT_FACTORY = "pipeline.tagger_source:RegistryTaggerSource"
 
@@ -27,7 +27,7 @@ class TaggerSpec(BaseModel):
 
     factory: str = DEFAULT_FACTORY  # "module:callable", importable on every worker
     model: str | None = None  # id@version, id@latest, a model folder; None: the shipped default
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE
     precision: str = "auto"  # pipeline.config.TagConfig.precision
 
     @property

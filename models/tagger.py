@@ -56,11 +56,12 @@ def attach_context(
 
 def batched_logits(
     net: Any, token_ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64,
-    sentence_lengths: Sequence[int] | None = None,
+    sentence_lengths: Sequence[int] | None = None, one_width: bool = True,
 ) -> dict[str, np.ndarray]:
     """Run the network over all items (length-sorted batches); logits in input order.
 
-    ``sentence_lengths`` (from `attach_context`) marks where each item's context begins.
+    ``sentence_lengths`` (from `attach_context`) marks where each item's context begins;
+    ``one_width`` as in `token_budget_batches`.
     """
     import torch
 
@@ -75,7 +76,7 @@ def batched_logits(
     net.eval()
     try:
         with torch.inference_mode():
-            for idx in token_budget_batches(order, [len(token_ids[i]) for i in order], batch_size):
+            for idx in token_budget_batches(order, [len(token_ids[i]) for i in order], batch_size, one_width):
                 lengths = [sentence_lengths[i] for i in idx] if sentence_lengths is not None else None
                 logits = net(*pad_batch([token_ids[i] for i in idx], pad_id, lengths))
                 for name, arr in out.items():
@@ -93,17 +94,34 @@ PAD_MULTIPLE = 8
 TOKENS_PER_ROW = 40
 
 
-def token_budget_batches(order: Sequence[int], lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+def padded_width(length: int) -> int:
+    """The width a row of `length` tokens is padded to: widths in steps of 8, so the CPU
+    kernels' per-shape caches stay small."""
+    return -(-length // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def token_budget_batches(order: Sequence[int], lengths: Sequence[int], batch_size: int,
+                         one_width: bool = True) -> list[list[int]]:
     """Split length-sorted ``order`` into batches of at most ``batch_size`` rows and
-    ``batch_size * TOKENS_PER_ROW`` padded tokens (``lengths`` align with ``order``)."""
+    ``batch_size * TOKENS_PER_ROW`` padded tokens (``lengths`` align with ``order``).
+
+    With ``one_width`` a batch never mixes rows of different padded widths, so every row is
+    padded to its own width whatever else is tagged with it: a sentence's logits then do
+    not depend on its neighbours (in bfloat16 the padded width moves logits by up to 0.06;
+    the number of rows, their order and the thread count do not move them at all), and the
+    same transcript gets the same labels in any run, group or orchestrator.
+    """
     budget = batch_size * TOKENS_PER_ROW
     batches: list[list[int]] = []
     current: list[int] = []
+    width = 0
     for item, length in zip(order, lengths):
-        if current and (len(current) == batch_size or (len(current) + 1) * length > budget):
+        new_width = one_width and current and padded_width(length) != width
+        if current and (new_width or len(current) == batch_size or (len(current) + 1) * length > budget):
             batches.append(current)
             current = []
         current.append(item)
+        width = padded_width(length)
     if current:
         batches.append(current)
     return batches
@@ -119,8 +137,7 @@ def pad_batch(
     """
     import torch
 
-    # widths in steps of 8: few distinct shapes, so the CPU kernels' per-shape caches stay small
-    width = -(-max(len(r) for r in rows) // PAD_MULTIPLE) * PAD_MULTIPLE
+    width = padded_width(max(len(r) for r in rows))
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):

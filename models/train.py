@@ -392,8 +392,10 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
         weights = {STANCE: o.loss_weight_stance, EMOTIONS: o.loss_weight_emotions, AFFECT_FOCUS: o.loss_weight_affect_focus}
 
         def evaluate_dev() -> tuple[float, dict[str, float]]:
-            li = batched_logits(net, dev_in_ids, pad_id, 128, dev_in_lengths)
-            lg = batched_logits(net, dev_ge_ids, pad_id, 128)
+            # dev batches may mix widths (one_width=False): the dev set is the same at every
+            # evaluation, so its logits are reproducible anyway, and 1.2.0 was selected so
+            li = batched_logits(net, dev_in_ids, pad_id, 128, dev_in_lengths, one_width=False)
+            lg = batched_logits(net, dev_ge_ids, pad_id, 128, one_width=False)
             return dev_score(schema, data.dev_indomain, li, data.dev_goemotions_watch, lg, o.min_dev_positives)
 
         average = WeightAverage(net, o.ema_decay) if o.ema_decay > 0 else None
@@ -464,9 +466,9 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
             for name, tensor in best_state.items():
                 params[name].copy_(tensor)
 
-        logits_in = batched_logits(net, dev_in_ids, pad_id, 128, dev_in_lengths)
+        logits_in = batched_logits(net, dev_in_ids, pad_id, 128, dev_in_lengths, one_width=False)
         logits_ge = batched_logits(
-            net, encode(tokenizer, [ex.text for ex in data.dev_goemotions], max_len), pad_id, 128
+            net, encode(tokenizer, [ex.text for ex in data.dev_goemotions], max_len), pad_id, 128, one_width=False
         )
         calibration = calibrate(
             schema, data.dev_indomain, logits_in, data.dev_goemotions, logits_ge, o.min_dev_positives

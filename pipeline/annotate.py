@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,11 +56,11 @@ from pipeline.corpus_io import (
     describe_outputs,
     output_problems,
     read_manifest,
+    sentences_jsonl_writer,
+    sentences_parquet_writer,
     write_manifest,
-    write_sentences_jsonl,
-    write_sentences_parquet,
 )
-from pipeline.docbin import write_docbin
+from pipeline.docbin import docbin_writer
 from pipeline.errors import CorpusError, PipelineError
 from pipeline.ingest import InputUnit, build_transcript, discover_inputs, read_raw
 from pipeline.ingest.markup import strip_markup
@@ -604,51 +604,58 @@ def _unchanged_counts(out_dir: Path, key: str) -> dict[str, Any] | None:
 
 
 def _write_outputs(context: RunContext, entries: list[InputEntry], speakers: SpeakerTable) -> dict[str, Any]:
-    """Stream the corpus files from the parts on disk (one transcript in memory at a time);
-    nothing is rewritten when the corpus already there was made from the same things."""
-    out_dir, config = context.out_dir, context.config
+    """Write the corpus files and the manifest from the parts of `entries`; nothing is
+    rewritten when the corpus already there was made from the same things."""
     key = assembly_key(context, entries, speakers)
-    unchanged = _unchanged_counts(out_dir, key)
+    unchanged = _unchanged_counts(context.out_dir, key)
     if unchanged is not None:
         logger.info("nothing changed since the corpus was written: outputs left as they are")
         return unchanged
-    ok = sorted((e for e in entries if e.status == "ok"), key=lambda e: e.transcript_id)
+    counts = _write_corpus_files(context, sorted((e for e in entries if e.status == "ok"),
+                                                key=lambda e: e.transcript_id), speakers)
+    _write_manifest(context, entries, key, counts)
+    return counts
 
-    def turns() -> Iterator[tuple[str, list[SentenceRecord]]]:
-        for entry in ok:
-            yield from records_of(entry.transcript_id, _load_part(context, entry), speakers)
 
-    def per_transcript() -> Iterator[list[SentenceRecord]]:
-        for entry in ok:
-            yield [r for _, rows in records_of(entry.transcript_id, _load_part(context, entry), speakers) for r in rows]
-
+def _write_corpus_files(context: RunContext, ok_entries: Iterable[InputEntry], speakers: SpeakerTable
+                        ) -> dict[str, Any]:
+    """Stream sentences.jsonl, sentences.parquet and docs.spacy from the parts of
+    `ok_entries`, taken in corpus order (one transcript in memory at a time); what they hold.
+    One pass feeds all three files, so each part is read, and its records built, once."""
+    out_dir = context.out_dir
     stance, emotions = Counter[str](), Counter[str]()
     totals = {"turns": 0, "sentences": 0, "affect": 0}
+    with (sentences_jsonl_writer(out_dir / SENTENCES_JSONL) as add_rows,
+          sentences_parquet_writer(out_dir / SENTENCES_PARQUET) as add_transcript,
+          docbin_writer(out_dir / DOCBIN) as add_turn):
+        for entry in ok_entries:
+            transcript_rows: list[SentenceRecord] = []
+            for text, rows in records_of(entry.transcript_id, _load_part(context, entry), speakers):
+                totals["turns"] += 1
+                totals["sentences"] += len(rows)
+                for row in rows:
+                    if row.tagged:
+                        stance[row.stance or ""] += 1
+                        emotions.update(row.emotions or [])
+                        totals["affect"] += bool(row.affect_focus)
+                add_rows(rows)
+                add_turn(text, rows)
+                transcript_rows.extend(rows)
+            add_transcript(transcript_rows)
+    return {"turns": totals["turns"], "sentences": totals["sentences"], "stance_counts": dict(sorted(stance.items())),
+            "emotion_counts": dict(sorted(emotions.items())), "affect_focus_count": totals["affect"]}
 
-    def counted() -> Iterator[SentenceRecord]:
-        for _text, rows in turns():
-            totals["turns"] += 1
-            for row in rows:
-                totals["sentences"] += 1
-                if row.tagged:
-                    stance[row.stance or ""] += 1
-                    emotions.update(row.emotions or [])
-                    totals["affect"] += bool(row.affect_focus)
-                yield row
 
-    write_sentences_jsonl(out_dir / SENTENCES_JSONL, counted())
-    write_sentences_parquet(out_dir / SENTENCES_PARQUET, per_transcript())
-    write_docbin(out_dir / DOCBIN, turns())
+def _write_manifest(context: RunContext, entries: list[InputEntry], key: str, counts: dict[str, Any]) -> None:
+    """The manifest, written last: it lists the corpus files with their sha256."""
+    config = context.config
     segmentation = dict(config.segment.model_dump(mode="json"), tag_roles=list(config.tag.tag_roles))
-    counts = {"turns": totals["turns"], "sentences": totals["sentences"], "stance_counts": dict(sorted(stance.items())),
-              "emotion_counts": dict(sorted(emotions.items())), "affect_focus_count": totals["affect"]}
     manifest = Manifest(code_version=context.code_version, model=context.model_ref, label_schema=context.schema_ref,
                         config_hash=config.recompute_hash(), segmentation=segmentation,
                         inputs=sorted(entries, key=lambda e: (e.transcript_id, e.paths)),
-                        outputs=describe_outputs(out_dir, [SENTENCES_JSONL, SENTENCES_PARQUET, DOCBIN]),
+                        outputs=describe_outputs(context.out_dir, [SENTENCES_JSONL, SENTENCES_PARQUET, DOCBIN]),
                         assembly_key=key, counts=counts)
-    write_manifest(out_dir, manifest)
-    return counts
+    write_manifest(context.out_dir, manifest)
 
 
 def _prune_parts(parts_dir: Path, keep: set[str]) -> None:

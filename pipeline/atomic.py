@@ -6,9 +6,10 @@ everything derived from them are sensitive research data.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,8 +32,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None], *, private_parent: bool = True) -> None:
-    """Call `write(handle)` on a temp file beside `path`, then publish it under `path`.
+@contextlib.contextmanager
+def atomic_file(path: Path, *, private_parent: bool = True) -> Iterator[BinaryIO]:
+    """A handle on a temp file beside `path`, published under `path` when the block ends
+    without an exception (and removed when it raises).
 
     The file is 0600. With `private_parent` (the default: output folders) its folder is
     made 0700; without it a folder that exists keeps its mode (a file kept beside the
@@ -46,7 +49,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None], *, private_paren
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)
@@ -54,6 +57,13 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None], *, private_paren
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], None], *, private_parent: bool = True) -> None:
+    """Call `write(handle)` on a temp file beside `path`, then publish it under `path`
+    (`atomic_file`)."""
+    with atomic_file(path, private_parent=private_parent) as handle:
+        write(handle)
 
 
 def write_bytes_atomic(path: Path, data: bytes, *, private_parent: bool = True) -> None:

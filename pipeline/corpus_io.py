@@ -6,10 +6,10 @@ sha256; it has no timestamps, so the same inputs give byte-identical files.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
-from pipeline.atomic import write_atomic, write_bytes_atomic
+from pipeline.atomic import atomic_file, write_bytes_atomic
 from pipeline.errors import CorpusError
 
 CORPUS_FORMAT = "epistance-corpus/1"
@@ -125,28 +125,42 @@ def _jsonl_bytes(records: Iterable[SentenceRecord]) -> Iterator[bytes]:
         yield json.dumps(record.model_dump(mode="json"), ensure_ascii=False, sort_keys=False).encode() + b"\n"
 
 
-def write_sentences_jsonl(path: Path, records: Iterable[SentenceRecord]) -> None:
-    def write(handle: io.BufferedWriter) -> None:  # type: ignore[type-arg]
-        handle.writelines(_jsonl_bytes(records))
+@contextlib.contextmanager
+def sentences_jsonl_writer(path: Path) -> Iterator[Callable[[Iterable[SentenceRecord]], None]]:
+    """A function that appends rows to the JSONL file at `path`, published when the block ends."""
+    with atomic_file(path) as handle:
+        yield lambda records: handle.writelines(_jsonl_bytes(records))
 
-    write_atomic(path, write)  # type: ignore[arg-type]
+
+def write_sentences_jsonl(path: Path, records: Iterable[SentenceRecord]) -> None:
+    with sentences_jsonl_writer(path) as add:
+        add(records)
+
+
+@contextlib.contextmanager
+def sentences_parquet_writer(path: Path) -> Iterator[Callable[[list[SentenceRecord]], None]]:
+    """A function that appends a batch of rows (a transcript's) to the Parquet file at
+    `path` as one row group, so memory does not grow with the corpus; published when the
+    block ends."""
+    with atomic_file(path) as handle, pq.ParquetWriter(handle, PARQUET_SCHEMA, compression="zstd") as writer:
+
+        def add(batch: list[SentenceRecord]) -> None:
+            if not batch:
+                return
+            rows = [r.model_dump() for r in batch]
+            for row in rows:
+                for column in ("attributes", "stance_probs", "emotion_probs"):
+                    if row[column] is not None:
+                        row[column] = list(row[column].items())
+            writer.write_table(pa.Table.from_pylist(rows, schema=PARQUET_SCHEMA))
+
+        yield add
 
 
 def write_sentences_parquet(path: Path, batches: Iterable[list[SentenceRecord]]) -> None:
-    """Written one transcript batch at a time, so memory does not grow with the corpus."""
-
-    def write(handle: io.BufferedWriter) -> None:  # type: ignore[type-arg]
-        with pq.ParquetWriter(handle, PARQUET_SCHEMA, compression="zstd") as writer:
-            for batch in batches:
-                if batch:
-                    rows = [r.model_dump() for r in batch]
-                    for row in rows:
-                        for column in ("attributes", "stance_probs", "emotion_probs"):
-                            if row[column] is not None:
-                                row[column] = list(row[column].items())
-                    writer.write_table(pa.Table.from_pylist(rows, schema=PARQUET_SCHEMA))
-
-    write_atomic(path, write)  # type: ignore[arg-type]
+    with sentences_parquet_writer(path) as add:
+        for batch in batches:
+            add(batch)
 
 
 def read_sentences(corpus_dir: Path) -> Iterator[SentenceRecord]:

@@ -10,7 +10,7 @@ import contextlib
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,10 @@ def _msgpack_extensions_looked_up_once() -> Iterator[None]:
             del registry.get_all  # back to the class's method
 
 
-def write_docbin(path: Path, turns: Iterable[tuple[str, list[SentenceRecord]]]) -> None:
-    """`turns` yields (turn text, its sentence records) in corpus order.
+@contextlib.contextmanager
+def docbin_writer(path: Path) -> Iterator[Callable[[str, list[SentenceRecord]], None]]:
+    """A function that adds a turn (its text and sentence records, in corpus order) to the
+    DocBin file at `path`, written and published when the block ends.
 
     Streams: spaCy's DocBin keeps every Doc's arrays in memory until `to_bytes`, which
     then copies them twice more, so its memory grows with the corpus. Here each Doc's
@@ -86,10 +88,20 @@ def write_docbin(path: Path, turns: Iterable[tuple[str, list[SentenceRecord]]]) 
     nlp = spacy.blank("en")
     layout = DocBin(store_user_data=True)  # the format's version and attribute list
     with _msgpack_extensions_looked_up_once(), _Spill(path.parent) as spill:
-        for turn_text, rows in turns:
+
+        def add(turn_text: str, rows: list[SentenceRecord]) -> None:
             if rows:
                 spill.add(_turn_doc(nlp, turn_text, rows), layout.attrs)
+
+        yield add
         write_atomic(path, lambda handle: spill.write(handle, layout.version, layout.attrs))
+
+
+def write_docbin(path: Path, turns: Iterable[tuple[str, list[SentenceRecord]]]) -> None:
+    """`turns` yields (turn text, its sentence records) in corpus order (`docbin_writer`)."""
+    with docbin_writer(path) as add:
+        for turn_text, rows in turns:
+            add(turn_text, rows)
 
 
 #: the token attributes whose strings DocBin.add keeps

@@ -112,6 +112,19 @@ class OneAtATimeTagger(HashTagger):
             return super().predict(texts, contexts)
 
 
+class FailingTagger(HashTagger):
+    """Raises when a call holds a sentence containing `marker`: a tagger that breaks mid-run."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self._marker = marker
+
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[SentencePrediction]:
+        if any(self._marker in text for text in texts):
+            raise RuntimeError("injected tagger failure")
+        return super().predict(texts, contexts)
+
+
 def zip_bytes(members: dict[str, bytes]) -> bytes:
     """A zip archive holding ``members`` (name -> content): the container of a fake .docx."""
     buffer = io.BytesIO()

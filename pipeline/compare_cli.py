@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -52,7 +52,7 @@ def _model_confusion(corpus: Path, scratch: Path) -> Path | None:
 
         _, folder = resolve_ref(manifest.model)
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    except Exception:  # no registry entry for this model (e.g. a test model): no correction
+    except Exception:  # noqa: BLE001 - no registry entry for this model (e.g. a test model): no correction
         return None
     confusion = confusion_from_model_metrics(metrics)
     if confusion is None:
@@ -65,8 +65,8 @@ def compare(
     corpus: Annotated[Path, typer.Argument(help="An annotated corpus folder.", exists=True, file_okay=False)],
     by: Annotated[list[str], typer.Option("--by", help="Speaker attribute (or role) to group by; repeatable.")],
     report_dir: Annotated[Path, typer.Option("--out", help="Report folder.")],
-    where: Annotated[Optional[list[str]], typer.Option("--where", help="Filter key=value (any attribute or role); repeatable.")] = None,
-    metrics: Annotated[Optional[Path], typer.Option(help="Model metrics.json with held-out confusion matrices "
+    where: Annotated[list[str] | None, typer.Option("--where", help="Filter key=value (any attribute or role); repeatable.")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="Model metrics.json with held-out confusion matrices "
                                                           "(default: the corpus model's, from the registry).")] = None,
     include_interviewers: Annotated[bool, typer.Option(help="Keep interviewer turns (excluded by default).")] = False,
     n_boot: Annotated[int, typer.Option(help="Cluster-bootstrap resamples.")] = 2000,

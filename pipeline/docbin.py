@@ -12,7 +12,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pipeline.atomic import write_atomic
 from pipeline.corpus_io import SentenceRecord
@@ -116,9 +116,9 @@ class _Spill:
     def __init__(self, folder: Path) -> None:
         self._folder = folder
 
-    def __enter__(self) -> _Spill:
-        # unlinked at once: nothing is left behind if the run is killed
-        self.files = {name: tempfile.TemporaryFile(dir=self._folder) for name in self.COLUMNS}
+    def __enter__(self) -> Self:
+        # unlinked at once: nothing is left behind if the run is killed; closed in __exit__
+        self.files = {name: tempfile.TemporaryFile(dir=self._folder) for name in self.COLUMNS}  # noqa: SIM115
         self.lengths: list[int] = []
         self.strings: set[str] = set()
         return self

@@ -5,13 +5,13 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from pipeline.config import RunConfig  # noqa: E402
-from pipeline.segment import Segmenter  # noqa: E402
-from tests.fakes import HashTagger  # noqa: E402
+from pipeline.config import RunConfig
+from pipeline.segment import Segmenter
+from tests.fakes import HashTagger
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

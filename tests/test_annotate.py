@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from spacy.tokens import DocBin
 import spacy
+from spacy.tokens import DocBin
 
 from pipeline.annotate import annotate_corpus
 from pipeline.config import RunConfig
@@ -177,9 +177,8 @@ def test_verify_reports_altered_missing_and_unlisted(corpus_in: Path, tmp_path: 
 def test_second_run_on_a_locked_folder_fails_fast(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with corpus_lock(out):
-        with pytest.raises(CorpusLockedError) as info:
-            with corpus_lock(out):
-                pass
+        with pytest.raises(CorpusLockedError) as info, corpus_lock(out):
+            pass
         assert str(os.getpid()) in str(info.value)
     with corpus_lock(out):  # released: taken again
         pass
@@ -298,7 +297,7 @@ def test_a_tagger_without_lanes_is_called_one_call_at_a_time(corpus_in: Path, tm
 
 def test_a_run_failing_while_tagging_leaves_the_corpus_as_it_was(
         corpus_in: Path, tmp_path: Path, segmenter: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.annotate as annotate
+    from pipeline import annotate
     from pipeline.config import OrchestrationConfig
 
     out = tmp_path / "out"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import pipeline.cli as cli
+from pipeline import cli
 from pipeline.tag import LoadedTagger
 from tests.fakes import HashTagger
 

@@ -1,6 +1,7 @@
 """Property-based tests: parsers raise only our errors; offsets always round-trip (C20, C22)."""
 from __future__ import annotations
 
+import itertools
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -51,6 +52,6 @@ def test_sentence_offsets_round_trip(texts: list[str]) -> None:
         assert by_id[sentence.turn_id].text[sentence.start:sentence.end] == sentence.text
     for turn in turns:
         spans = sorted((s.start, s.end) for s in found if s.turn_id == turn.turn_id)
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))  # no overlap
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))  # no overlap
         covered = "".join(turn.text[a:b] for a, b in spans)
         assert "".join(covered.split()) == "".join(turn.text.split())  # nothing lost

@@ -53,7 +53,7 @@ def _paragraph_lines(data: bytes, path: Path) -> Iterator[tuple[str, str]]:
 
     try:
         document = docx.Document(io.BytesIO(data))
-    except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors...
+    except Exception as exc:  # noqa: BLE001 - python-docx raises KeyError, ValueError, lxml errors...
         raise CorruptDocxError(f"python-docx cannot open the document ({type(exc).__name__})", path=path,
                                hint="re-save the document from Word as .docx") from None
     for number, paragraph in enumerate(document.paragraphs, start=1):

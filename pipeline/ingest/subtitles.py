@@ -43,7 +43,7 @@ def read_subtitles(path: Path, data: bytes, transcript_id: str, kind: str) -> Ra
     text, encoding = decode_text(data, path)
     try:
         captions = webvtt.from_buffer(io.StringIO(text), format=kind)
-    except Exception as exc:  # webvtt-py raises MalformedFileError/MalformedCaptionError and others
+    except Exception as exc:  # noqa: BLE001 - webvtt-py raises MalformedFileError/MalformedCaptionError and others
         line = getattr(exc, "line", None)
         raise MalformedInputError(f"not valid {kind.upper()} ({type(exc).__name__})", path=path,
                                   where=f"line {line}" if line else None,

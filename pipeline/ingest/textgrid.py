@@ -20,7 +20,7 @@ def _tiers(path: Path, data: bytes) -> tuple[list[tuple[str, list[tuple[float, f
     text, encoding = decode_text(data, path)
     try:
         parsed = textgrid_io.parseTextgridStr(text, includeEmptyIntervals=False)
-    except Exception as exc:  # praatio raises ValueError, IndexError, its own errors
+    except Exception as exc:  # noqa: BLE001 - praatio raises ValueError, IndexError, its own errors
         raise MalformedInputError(f"not a valid TextGrid ({type(exc).__name__})", path=path,
                                   hint="save the file from Praat as a text TextGrid") from None
     tiers = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from sklearn.metrics import cohen_kappa_score
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from models.data import assign_split  # noqa: E402
-from pipeline.context import preceding_context  # noqa: E402
+from models.data import assign_split
+from pipeline.context import preceding_context
 
 ANNOTATION = REPO / "data" / "annotation"
 EMOTIONS = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
@@ -37,7 +38,7 @@ def _agreement(first: dict, second: dict) -> dict:
 
     def kappa(get) -> float | None:  # type: ignore[no-untyped-def]
         value = cohen_kappa_score([get(first[i]) for i in both], [get(second[i]) for i in both])
-        return None if value != value else round(value, 3)  # NaN: neither annotator used the label
+        return None if math.isnan(value) else round(value, 3)  # NaN: neither annotator used the label
 
     result["stance_kappa"] = kappa(lambda r: r["stance"])
     result["stance_percent_agreement"] = round(sum(first[i]["stance"] == second[i]["stance"] for i in both) / len(both), 3)

@@ -26,12 +26,13 @@ def main(n_per_source: int = 150) -> None:
     for path in POOL.glob("*.jsonl"):
         existing |= {json.loads(line)["transcript"] for line in path.read_text().splitlines()}
     items = []
-    ge = [r for r in csv.reader(open(SHARED / "goemotions/ekman/train.tsv", encoding="utf-8"), delimiter="\t")
-          if FEELING_WORDS.search(r[0]) and r[2] not in existing]
+    with open(SHARED / "goemotions/ekman/train.tsv", encoding="utf-8") as handle:
+        ge = [r for r in csv.reader(handle, delimiter="\t") if FEELING_WORDS.search(r[0]) and r[2] not in existing]
     for text, _labels, cid in rng.sample(ge, n_per_source):
         items.append(("goemotions_train", cid, text))
-    eb = [r for r in csv.DictReader(open(SHARED / "emobank/emobank.csv", encoding="utf-8"))
-          if r["split"] == "train" and FEELING_WORDS.search(r["text"]) and r["id"] not in existing]
+    with open(SHARED / "emobank/emobank.csv", encoding="utf-8") as handle:
+        eb = [r for r in csv.DictReader(handle)
+              if r["split"] == "train" and FEELING_WORDS.search(r["text"]) and r["id"] not in existing]
     for r in rng.sample(eb, n_per_source):
         items.append(("emobank_train", r["id"], r["text"]))
     rng.shuffle(items)

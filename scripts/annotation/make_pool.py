@@ -68,13 +68,16 @@ def main() -> None:
     def add_single(source: str, doc_id: str, text: str) -> None:
         items.append({"source": source, "transcript": doc_id, "turn_index": 0, "speaker": "writer",
                       "prev_turn": "", "turn": text, "sentence": text})
-    ge = list(csv.reader(open(SHARED / "goemotions/ekman/train.tsv", encoding="utf-8"), delimiter="\t"))
+    with open(SHARED / "goemotions/ekman/train.tsv", encoding="utf-8") as handle:
+        ge = list(csv.reader(handle, delimiter="\t"))
     for text, _labels, cid in rng.sample(ge, 180):
         add_single("goemotions_train", cid, text)
-    eb = [r for r in csv.DictReader(open(SHARED / "emobank/emobank.csv", encoding="utf-8")) if r["split"] == "train"]
+    with open(SHARED / "emobank/emobank.csv", encoding="utf-8") as handle:
+        eb = [r for r in csv.DictReader(handle) if r["split"] == "train"]
     for r in rng.sample(eb, 140):
         add_single("emobank_train", r["id"], r["text"])
-    pei = [json.loads(l) for l in open(SHARED / "pei_certainty/sentence-level-certainty.jsonl", encoding="utf-8")]
+    with open(SHARED / "pei_certainty/sentence-level-certainty.jsonl", encoding="utf-8") as handle:
+        pei = [json.loads(l) for l in handle]
     pei = [p for p in pei if p["split"] == "train"]
     for p in rng.sample(pei, 100):
         add_single("pei_certainty_train", f"pei{p['id']}", p["finding"])

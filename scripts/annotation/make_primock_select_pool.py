@@ -21,10 +21,10 @@ import spacy
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).parent))
-from make_pool import MARKUP, SHARED, primock_turns  # noqa: E402
+from make_pool import MARKUP, SHARED, primock_turns
 
-from models.data import assign_split  # noqa: E402
-from models.registry import load_tagger  # noqa: E402
+from models.data import assign_split
+from models.registry import load_tagger
 
 POOL = REPO / "data" / "annotation" / "pool"
 

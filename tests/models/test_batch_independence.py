@@ -10,8 +10,8 @@ from models.registry import load_tagger
 from models.tagger import padded_width, token_budget_batches
 
 SHORT = ["mm okay", "yes right", "thanks so much", "how do you feel ?"]
-LONG = ["the guideline shows most patients need a blood test and the trial evidence on risk is clear "
-        "when i was in the ward i felt scared"]
+LONG = [("the guideline shows most patients need a blood test and the trial evidence on risk is clear "
+         "when i was in the ward i felt scared")]
 
 
 def test_batches_never_mix_padded_widths() -> None:

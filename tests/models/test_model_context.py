@@ -46,7 +46,7 @@ def test_context_tail_follows_the_sentence_within_max_length(tokenizer) -> None:
 def test_pad_batch_marks_context_as_type_one_and_pools_the_sentence(tokenizer) -> None:  # type: ignore[no-untyped-def]
     ids = encode(tokenizer, SENTENCES, 32)
     rows, lengths = attach_context(tokenizer, ids, CONTEXTS, 32, 6)
-    batch_ids, mask, types, pool = pad_batch(rows, 0, lengths)
+    _ids, mask, types, pool = pad_batch(rows, 0, lengths)
     for i, (row, n) in enumerate(zip(rows, lengths)):
         assert mask[i].sum() == len(row)
         assert pool[i].sum() == n and bool(pool[i, :n].all())

@@ -11,7 +11,6 @@ import re
 import stat
 from pathlib import Path
 
-
 from pipeline.pseudonymise import PSEUDONYM, PseudonymKey
 from tests.trust import canaries
 from tests.trust.conftest import FACTORY, clean_env, run_cli

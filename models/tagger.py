@@ -117,7 +117,7 @@ def token_budget_batches(order: Sequence[int], lengths: Sequence[int], batch_siz
     current: list[int] = []
     width = 0
     for item, length in zip(order, lengths):
-        new_width = one_width and current and padded_width(length) != width
+        new_width = one_width and padded_width(length) != width
         if current and (new_width or len(current) == batch_size or (len(current) + 1) * length > budget):
             batches.append(current)
             current = []

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import hashlib
 import json
 import logging
@@ -197,6 +198,7 @@ class Workers:
         with self.segment_lock:
             if self._segmenter is None:
                 self._segmenter = Segmenter(self.config.segment)
+                gc.freeze()  # its objects live as long as the run (`long_lived_objects_frozen`)
             return self._segmenter
 
     @property
@@ -204,6 +206,7 @@ class Workers:
         with self.tag_lock:
             if self._tagger is None:
                 self._tagger = self.source.load()
+                gc.freeze()  # its objects live as long as the run (`long_lived_objects_frozen`)
                 self._share_with_lanes()
             return self._tagger
 
@@ -234,6 +237,20 @@ class Workers:
 
 
 _Workers = Workers  # the old private name
+
+
+@contextlib.contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """For a corpus run: the objects alive at its start (the libraries, and the models,
+    which `Workers` freezes again when it loads them) are left out of the garbage
+    collector, whose full collections would otherwise scan them all again (about 445,000
+    with spaCy, torch and the model loaded) while the run makes its many small objects.
+    (b) on PriMock57 ran 1.02x faster (docs/performance.md). Unfrozen when the run ends."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def is_transient(error: BaseException) -> bool:
@@ -564,7 +581,7 @@ def annotate_corpus(inputs: Sequence[Path], out_dir: Path, config: RunConfig, so
                 progress(result.transcript_id, done, len(planned))
 
         lanes = max(1, config.orchestration.max_workers)
-        with workers.in_lanes(lanes):
+        with long_lived_objects_frozen(), workers.in_lanes(lanes):
             results = run_lanes(planned, lanes, SENTENCES_PER_GROUP, prepare, finish, report)
         return assemble_corpus(context, results, speakers, started)
 

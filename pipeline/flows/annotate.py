@@ -38,6 +38,7 @@ from pipeline.annotate import (
     assemble_corpus,
     begin_run,
     is_transient,
+    long_lived_objects_frozen,
     plan_units,
     read_error,
     rejected_result,
@@ -186,7 +187,7 @@ def annotate_corpus_flow(inputs: list[Path], out_dir: Path, config: RunConfig | 
             context = RunContext(out_dir=out_dir, config=config, model_ref=source.model_ref,
                                  schema_ref=source.schema.ref, pseudonym=pseudonym)
             planned = plan_corpus(inputs)
-            with tasks_tag_at_once(context, spec):
+            with long_lived_objects_frozen(), tasks_tag_at_once(context, spec):
                 results = _collect(planned, context, speakers, spec, config.orchestration)
             summary = assemble(context, results, speakers, started, str(current_flow_run.id or "") or None)
     except PipelineError as error:

@@ -245,7 +245,7 @@ def long_lived_objects_frozen() -> Iterator[None]:
     which `Workers` freezes again when it loads them) are left out of the garbage
     collector, whose full collections would otherwise scan them all again (about 445,000
     with spaCy, torch and the model loaded) while the run makes its many small objects.
-    (b) on PriMock57 ran 1.02x faster (docs/performance.md). Unfrozen when the run ends."""
+    (b) on PriMock57 ran 1.02-1.04x faster (docs/performance.md). Unfrozen when the run ends."""
     gc.freeze()
     try:
         yield

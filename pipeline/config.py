@@ -18,7 +18,7 @@ from pipeline.ingest import IngestConfig
 from pipeline.precision import Precision, resolve_precision
 from pipeline.pseudonymise import PseudonymiseConfig
 from pipeline.segment import SegmentConfig
-from pipeline.tag import DEFAULT_BATCH_SIZE
+from pipeline.tag import DEFAULT_BATCH_SIZE, TAGGING_REVISION
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_RUN_CONFIG = CONFIG_DIR / "run" / "default.toml"
@@ -75,12 +75,11 @@ class RunConfig(BaseModel):
             "ingest": self.ingest.model_dump(mode="json"),
             "segment": self.segment.model_dump(mode="json", exclude={"batch_size"}),
             "tag_roles": list(self.tag.tag_roles),
+            "tagging": TAGGING_REVISION,
         }
         precision = resolve_precision(self.tag.precision)
         if precision != "float32":  # probabilities differ slightly from the float32 model's
-            # int8 is ONNX Runtime's per-channel int8 now, not torch's per-tensor int8 of
-            # 0.1.0: corpora made with the old one are recomputed
-            relevant["tag_precision"] = "int8-onnx-per-channel" if precision == "int8" else precision
+            relevant["tag_precision"] = precision
         if self.pseudonymise.enabled:  # only when on: corpora made without it keep their keys
             relevant["pseudonymise"] = self.pseudonymise.recompute_material()
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

@@ -16,6 +16,13 @@ from models.labels import LabelSchema
 #: tagging at once on two cores (docs/performance.md); `tag.batch_size` in the run config
 DEFAULT_BATCH_SIZE = 32
 
+#: how the tagger computes its numbers for a given model and precision, part of every
+#: transcript's recompute key: raised when that changes, so corpora made before are
+#: recomputed rather than mixed with new results. 2: int8 on ONNX Runtime per channel
+#: (was torch per tensor) and batches of one padded width, which changed bfloat16
+#: probabilities slightly (docs/performance.md, "Same inputs, same bytes").
+TAGGING_REVISION = 2
+
 
 class SentencePrediction(BaseModel):
     """One sentence's labels with probabilities, for all three layers."""

@@ -38,7 +38,16 @@ def test_the_resolved_precision_is_in_the_recompute_key(monkeypatch: pytest.Monk
         return RunConfig(tag=TagConfig(precision=precision)).recompute_hash()  # type: ignore[arg-type]
 
     monkeypatch.setattr(precision_module, "native_bfloat16", lambda: False)
-    assert key("auto") == key("float32")  # corpora made before precision existed keep their keys
+    assert key("auto") == key("float32")  # auto means float32 here: the same results, the same key
     assert len({key("float32"), key("bfloat16"), key("int8")}) == 3
     monkeypatch.setattr(precision_module, "native_bfloat16", lambda: True)
     assert key("auto") == key("bfloat16")
+
+
+def test_a_new_tagging_revision_recomputes_every_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.config as config_module
+
+    keys = {p: RunConfig(tag=TagConfig(precision=p)).recompute_hash() for p in ("float32", "bfloat16", "int8")}
+    monkeypatch.setattr(config_module, "TAGGING_REVISION", config_module.TAGGING_REVISION + 1)
+    for precision, before in keys.items():
+        assert RunConfig(tag=TagConfig(precision=precision)).recompute_hash() != before  # type: ignore[arg-type]

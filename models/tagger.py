@@ -234,6 +234,18 @@ class TransformerTagger:
         return self._loaded.spec.max_length
 
     @property
+    def batch_invariant(self) -> bool:
+        """Whether a text's logits are the same whatever else a call holds. In bfloat16 they
+        depend only on the text and its padded width (batches of one width, above), not on
+        the number of rows, their order, their content or the thread count; in float32 the
+        matrix products' blocking follows the number of rows and moves logits by up to 2e-6
+        (enough to change a probability's sixth digit), and int8 quantises each batch's
+        activations with one scale. Measured with the shipped model on this project's CPU
+        (docs/performance.md); `tests/trust/test_same_bytes_real_model.py` checks it where
+        it runs."""
+        return self.precision == "bfloat16"
+
+    @property
     def context_tokens(self) -> int:
         """How many tokens of preceding talk the model reads with each sentence (0: none)."""
         return self._loaded.spec.context_tokens

@@ -20,7 +20,8 @@ DEFAULT_BATCH_SIZE = 32
 #: transcript's recompute key: raised when that changes, so corpora made before are
 #: recomputed rather than mixed with new results. 2: int8 on ONNX Runtime per channel
 #: (was torch per tensor) and batches of one padded width, which changed bfloat16
-#: probabilities slightly (docs/performance.md, "Same inputs, same bytes").
+#: probabilities slightly (docs/performance.md, "Same inputs, same bytes"); in the same
+#: release, float32 and int8 tag each transcript in calls of its own.
 TAGGING_REVISION = 2
 
 
@@ -113,3 +114,10 @@ def supports_lanes(tagger: Tagger) -> bool:
     """Whether several threads may call `tagger` at once: it says so with a `lanes(count)`
     context manager that shares its threads among them (models.tagger.TransformerTagger)."""
     return callable(getattr(tagger, "lanes", None))
+
+
+def batch_invariant(tagger: Tagger) -> bool:
+    """Whether `tagger`'s labels for a text are the same whatever else it is given in the same
+    call: it says so with a true `batch_invariant` attribute. A tagger that does not say is
+    given one transcript per call (`pipeline.annotate.tag_transcripts`)."""
+    return getattr(tagger, "batch_invariant", False) is True

@@ -18,7 +18,10 @@ from pipeline.tag import SentencePrediction
 
 
 class HashTagger:
-    """Labels from a hash of the text: stable across runs and processes."""
+    """Labels from a hash of the text: stable across runs and processes, and the same
+    whatever else a call holds (so the pipeline may tag many transcripts per call)."""
+
+    batch_invariant = True
 
     def __init__(self, model_ref: str = "hash-tagger@0.0.1") -> None:
         self._ref = model_ref
@@ -132,3 +135,20 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
         for name, content in members.items():
             archive.writestr(name, content)
     return buffer.getvalue()
+
+
+class CallSizeTagger(HashTagger):
+    """A HashTagger whose probabilities also depend on how many texts a call holds, as a
+    float32 or int8 model's do on the batch; it does not say it is batch-invariant."""
+
+    batch_invariant = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.call_sizes: list[int] = []
+
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[SentencePrediction]:
+        self.call_sizes.append(len(texts))
+        nudge = len(texts) * 1e-6
+        return [p.model_copy(update={"affect_focus_prob": round(p.affect_focus_prob * (1 - nudge), 6)})
+                for p in super().predict(texts, contexts)]

@@ -19,7 +19,7 @@ from pipeline.ingest.metadata import SpeakerTable, load_speaker_table
 from pipeline.lock import corpus_lock
 from pipeline.segment import Segmenter
 from pipeline.tag import LoadedTagger
-from tests.fakes import FailingTagger, HashTagger, LaneCountingTagger, OneAtATimeTagger
+from tests.fakes import CallSizeTagger, FailingTagger, HashTagger, LaneCountingTagger, OneAtATimeTagger
 
 INTERVIEW_A = """Interviewer: How do you work with peer workers?
 P01: When I was first admitted I didn't sleep for a week. [pause] It felt like nobody was listening.
@@ -279,6 +279,34 @@ def test_the_corpus_is_the_same_whatever_the_lanes(corpus_in: Path, tmp_path: Pa
         assert tagger.lanes_asked == ([] if lanes == 1 else [lanes])  # its threads shared among the lanes
         outputs[lanes] = data_files(tmp_path / f"out{lanes}")
     assert outputs[1] == outputs[2] == outputs[3]
+
+
+def test_a_tagger_whose_labels_depend_on_the_batch_tags_each_transcript_alone(
+        corpus_in: Path, tmp_path: Path, segmenter: Segmenter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like float32 and int8, CallSizeTagger's numbers depend on what a call holds, so each
+    transcript gets calls of its own and the corpus is the same whatever the lanes group;
+    a batch-invariant tagger still gets the whole group in one call."""
+    from pipeline import annotate
+    from pipeline.config import OrchestrationConfig
+
+    for name in "cde":
+        (corpus_in / f"int_{name}.txt").write_text(INTERVIEW_A.replace("P01", f"P0{name}"))
+    config = RunConfig(orchestration=OrchestrationConfig(max_workers=1))
+    outputs = {}
+    for group in (10_000, 1):  # all five transcripts in one group, or one per group
+        monkeypatch.setattr(annotate, "SENTENCES_PER_GROUP", group)
+        tagger = CallSizeTagger()
+        summary = annotate_corpus([corpus_in], tmp_path / f"out{group}", config, LoadedTagger(tagger),
+                                  SpeakerTable(), segmenter=segmenter)
+        assert summary.transcripts_processed == len(tagger.call_sizes) == 5
+        outputs[group] = data_files(tmp_path / f"out{group}")
+    assert outputs[10_000] == outputs[1]
+
+    monkeypatch.setattr(annotate, "SENTENCES_PER_GROUP", 10_000)
+    invariant = HashTagger()
+    annotate_corpus([corpus_in], tmp_path / "grouped", config, LoadedTagger(invariant), SpeakerTable(),
+                    segmenter=segmenter)
+    assert invariant.calls < 5  # transcripts shared calls
 
 
 def test_a_tagger_without_lanes_is_called_one_call_at_a_time(corpus_in: Path, tmp_path: Path,

@@ -305,7 +305,7 @@ def tag_transcripts(items: Sequence[SegmentedTranscript], workers: Workers) -> l
     batch's activation scale, so a transcript's labels would depend on which transcripts a
     run happened to group with it (the lanes group by timing) and corpora would not be
     byte-reproducible. Measured on PriMock57's 57 consultations, one transcript per call
-    cost int8 nothing and bfloat16 6% (docs/performance.md).
+    cost int8 and float32 nothing (1.00x, 0.96x) and bfloat16 6% (docs/performance.md).
     """
     if not any(item.taggable for item in items):  # nothing to tag: the model is not loaded
         return [build_part(item, {}, windowed=0) for item in items]

@@ -49,6 +49,10 @@ class _TakingTurns:
     def predict_windowed(self, texts: Any, contexts: Any = None) -> Any:
         return self._tagger.predict_windowed(texts, contexts)
 
+    @property
+    def batch_invariant(self) -> bool:
+        return bool(getattr(self._tagger, "batch_invariant", False))
+
 
 class TurnTakingSource:
     """A TaggerSource (the CLI's --tagger-factory) giving the shipped model without `lanes`."""

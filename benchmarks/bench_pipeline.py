@@ -134,6 +134,10 @@ class Recorder:
     def lanes(self, count: int) -> Any:  # (b) shares the tagger's threads among its lanes
         return self._tagger.lanes(count)
 
+    @property
+    def batch_invariant(self) -> bool:  # (b) groups transcripts per call as the tagger allows
+        return bool(getattr(self._tagger, "batch_invariant", False))
+
 
 def logits_in_lanes(tagger: Any, texts: list[str], contexts: list[str], lanes: int, group: int) -> None:
     """The forward pass as (b)'s lanes run it: `lanes` threads, each on its share of the cores,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import ConfigError
 from pipeline.ingest import IngestConfig
+from pipeline.ingest.markup import MARKUP_REVISION
 from pipeline.precision import Precision, resolve_precision
 from pipeline.pseudonymise import PseudonymiseConfig
 from pipeline.segment import SegmentConfig
@@ -76,6 +77,7 @@ class RunConfig(BaseModel):
             "segment": self.segment.model_dump(mode="json", exclude={"batch_size"}),
             "tag_roles": list(self.tag.tag_roles),
             "tagging": TAGGING_REVISION,
+            "markup": MARKUP_REVISION,
         }
         precision = resolve_precision(self.tag.precision)
         if precision != "float32":  # probabilities differ slightly from the float32 model's

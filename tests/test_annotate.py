@@ -141,6 +141,17 @@ def test_a_new_model_redoes_everything(corpus_in: Path, tmp_path: Path, segmente
     assert manifest is not None and manifest.model == "hash-tagger@0.0.2"
 
 
+def test_a_new_markup_revision_redoes_everything(corpus_in: Path, tmp_path: Path, segmenter: Segmenter,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.config as config_module
+
+    out = tmp_path / "out"
+    run(corpus_in, out, segmenter)
+    assert run(corpus_in, out, segmenter).transcripts_processed == 0
+    monkeypatch.setattr(config_module, "MARKUP_REVISION", config_module.MARKUP_REVISION + 1)
+    assert run(corpus_in, out, segmenter).transcripts_processed == 2
+
+
 def test_bad_inputs_are_listed_and_the_rest_finishes(corpus_in: Path, tmp_path: Path, segmenter: Segmenter) -> None:
     (corpus_in / "empty.txt").write_bytes(b"")
     (corpus_in / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")

@@ -184,7 +184,7 @@ def textgrid(tiers: dict[str, list[tuple[float, float, str]]]) -> str:
 def test_textgrid_one_tier_per_speaker(tmp_path: Path) -> None:
     path = write(tmp_path, "tg.TextGrid", textgrid({
         "Interviewer": [(0, 2, "How was it?"), (5, 6, "Right.")],
-        "P01": [(2, 5, "Hard <UNSURE>at first</UNSURE>."), (6, 7, "<UNIN/>")]}))
+        "P01": [(2, 5, "Hard <UNSURE>at first</UNSURE>."), (6, 7, "<UNIN/>"), (7, 8, "<INAUDIBLE_SPEECH/>")]}))
     turns = raw(path).turns
     assert [(t.speaker, t.text) for t in turns] == [
         ("Interviewer", "How was it?"), ("P01", "Hard <UNSURE>at first</UNSURE>."), ("Interviewer", "Right.")]

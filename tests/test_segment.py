@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.ingest import discover_inputs, read_unit
+from pipeline.ingest.markup import strip_markup
 from pipeline.ingest.metadata import SpeakerTable
 from pipeline.segment import Segmenter, segment_transcript
 from tests.conftest import primock_or_skip
@@ -20,12 +21,21 @@ def test_bracketed_markup_never_splits_a_sentence(segmenter: Segmenter) -> None:
         "I was on the ward [inaudible] and then, you know, it was awful.", "We called the duty team."]
 
 
-@pytest.mark.parametrize("markup", ["[laughs]", "[crosstalk 00:12]", "<UNSURE>Hello how</UNSURE>", "<UNIN/>", "(inaudible)"])
+@pytest.mark.parametrize("markup", ["[laughs]", "[crosstalk 00:12]", "<UNSURE>Hello how</UNSURE>", "<UNIN/>",
+                                    "<INAUDIBLE_SPEECH/>", "(inaudible)"])
 def test_markup_stays_whole(segmenter: Segmenter, markup: str) -> None:
     text = f"And I thought {markup} well that is that. Anyway the guidance says so."
     found = sentences(segmenter, text)
     assert any(markup in s for s in found), found
     assert len(found) == 2
+
+
+def test_primock_inaudible_tag_is_neither_a_sentence_nor_a_split(segmenter: Segmenter) -> None:
+    # PriMock57 writes <INAUDIBLE_SPEECH/> 814 times; it once made sentences of its own
+    text = "And <INAUDIBLE_SPEECH/> I am, I can't really do it anymore. <INAUDIBLE_SPEECH/> OK."
+    assert sentences(segmenter, text) == ["And <INAUDIBLE_SPEECH/> I am, I can't really do it anymore.",
+                                          "<INAUDIBLE_SPEECH/> OK."]
+    assert strip_markup(text) == "And I am, I can't really do it anymore. OK."
 
 
 def test_fillers_do_not_become_sentences(segmenter: Segmenter) -> None:

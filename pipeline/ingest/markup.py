@@ -1,7 +1,8 @@
 """Transcriber markup: found, kept in the text, and hidden from the tagger.
 
 Bracketed notes ([inaudible], [laughs], [00:12:31]...) and PriMock57-style tags
-(`<UNSURE>…</UNSURE>`, `<UNIN/>`) are recognised. `<UNSURE>` keeps its words: only the
+(`<UNSURE>…</UNSURE>`, and self-closing ones such as `<UNIN/>` and `<INAUDIBLE_SPEECH/>`)
+are recognised. `<UNSURE>` keeps its words: only the
 tags themselves are markup.
 """
 from __future__ import annotations
@@ -10,10 +11,15 @@ import re
 
 from pipeline.schema import MarkupSpan
 
+#: what counts as markup decides turns (a markup-only interval is dropped), sentences and
+#: what the tagger sees, so it is part of every transcript's recompute key: raised when the
+#: pattern changes. 2: self-closing tags such as PriMock57's <INAUDIBLE_SPEECH/> (was <UNIN/> only).
+MARKUP_REVISION = 2
+
 MARKUP_PATTERN = re.compile(
     r"\[(?P<note>[^\[\]\n]{1,60})\]"      # [inaudible], [laughs], [crosstalk 00:01]
     r"|\((?P<paren>inaudible|laughs?|laughter|pause|crosstalk|overlapping|unclear|sighs?|coughs?)[^()\n]{0,40}\)"
-    r"|</?UNSURE>|<UNIN\s*/>",
+    r"|</?UNSURE>|<[A-Z][A-Z_]*\s*/>",  # PriMock57: <UNIN/>, <INAUDIBLE_SPEECH/>; any such self-closing tag
     re.IGNORECASE,
 )
 

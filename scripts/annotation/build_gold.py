@@ -2,6 +2,8 @@
 
 - gold label = the first annotator's label, replaced by the adjudicated label where one exists;
 - split = models.data.assign_split(transcript): whole transcripts go to one split;
+- text = what the model reads (transcriber markup removed, as at run time), context = the
+  talk before it, by the pipeline's own function;
 - agreement (Cohen's kappa per layer) is computed on the double-labelled items from the
   two independent first-pass labels, before any adjudication, and written to
   data/annotation/agreement.json.
@@ -20,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from models.data import assign_split
 from pipeline.context import preceding_context
+from pipeline.ingest.markup import strip_markup
 
 ANNOTATION = REPO / "data" / "annotation"
 EMOTIONS = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
@@ -46,6 +49,15 @@ def _agreement(first: dict, second: dict) -> dict:
     result["any_emotion_kappa"] = kappa(lambda r: bool(r["emotions"]))
     result["emotion_kappa"] = {e: kappa(lambda r, e=e: e in r["emotions"]) for e in EMOTIONS}
     return result
+
+
+def text_of(item: dict) -> str:
+    """What the model reads for the sentence: in transcripts, the sentence with transcriber
+    markup ("[laughs]", "<INAUDIBLE_SPEECH/>") removed, as `pipeline.annotate` gives it to
+    the tagger at run time; single texts (GoEmotions, EmoBank, PEI) as they are, since
+    GoEmotions' "[NAME]" is a word there, not markup. (gold.jsonl as committed, 1.2.0's
+    training data, was built before this and keeps the markup in 297 texts.)"""
+    return item["sentence"] if item["speaker"] == "writer" else strip_markup(item["sentence"])
 
 
 def context_of(item: dict) -> str:
@@ -88,7 +100,7 @@ def main() -> None:
             item, label = pool[item_id], adjudicated.get(item_id, first[item_id])
             split = assign_split(item["transcript"])
             record = {
-                "id": item_id, "text": item["sentence"], "source": item["source"], "transcript": item["transcript"],
+                "id": item_id, "text": text_of(item), "source": item["source"], "transcript": item["transcript"],
                 "speaker": item["speaker"], "split": split, "stance": label["stance"],
                 "emotions": sorted(label["emotions"]), "affect_focus": bool(label["affect_focus"]),
                 "annotator": annotator_of[item_id], "adjudicated": item_id in adjudicated,

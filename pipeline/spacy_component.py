@@ -17,8 +17,10 @@ Config: `model` (`id@version`, `id@latest`, a model folder, or null for the defa
 model), `registry_dir` (null = the package registry) and `batch_size`. The reference is
 resolved when the component is added (an unknown model fails at once); the weights are
 loaded by `models.registry.load_tagger` on first use, once per process, with the same
-verification as the CLI. `nlp.pipe` tags the sentences of a whole batch of docs
-together.
+verification as the CLI. `nlp.pipe` tags the sentences of a whole batch of docs together
+where the model's numbers do not depend on the batch (bfloat16), and each doc on its own
+otherwise (float32, the component's default, and int8), so a doc gets the same
+probabilities from `nlp(doc)` as from `nlp.pipe`.
 
 The factory is registered when this module is imported, and through the
 `spacy_factories` entry point in pyproject.toml, so `add_pipe("epistance")` works in a
@@ -33,7 +35,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
-from pipeline.tag import Tagger, tag_texts
+from pipeline.tag import Tagger, batch_invariant, tag_texts
 
 FACTORY = "epistance"
 EXTENSIONS = ("stance", "stance_probs", "emotions", "emotion_probs", "affect_focus", "affect_focus_prob")
@@ -79,7 +81,11 @@ class EpistanceComponent:
 
     def pipe(self, stream: Iterable[Doc], batch_size: int = 128) -> Iterator[Doc]:
         for docs in minibatch(stream, size=batch_size):
-            self._tag(docs)
+            if batch_invariant(self.tagger):
+                self._tag(docs)
+            else:  # float32, int8: a doc's numbers would depend on the docs batched with it
+                for doc in docs:
+                    self._tag([doc])
             yield from docs
 
     def _tag(self, docs: list[Doc]) -> None:

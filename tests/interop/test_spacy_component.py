@@ -11,7 +11,7 @@ import spacy
 from spacy.tokens import Span
 
 from pipeline.spacy_component import ASSIGNS, EXTENSIONS, EpistanceComponent
-from tests.fakes import HashTagger
+from tests.fakes import CallSizeTagger, HashTagger
 
 REPO = Path(__file__).resolve().parents[2]
 TEXTS = ["When I was first admitted I didn't sleep for a week. The trials show peer support works.",
@@ -61,6 +61,16 @@ def test_pipe_tags_a_batch_of_docs_in_one_call_and_hides_markup() -> None:
     first, markup = list(docs[1].sents)
     assert markup.text == "[laughs]" and markup._.stance is None
     assert first._.stance is not None
+
+
+def test_pipe_gives_a_doc_what_it_gets_alone_when_the_numbers_depend_on_the_batch() -> None:
+    nlp = blank_with_sentences()
+    tagger = CallSizeTagger()  # like float32 or int8: its numbers depend on the call's size
+    component = EpistanceComponent(nlp, tagger=tagger)
+    piped = list(component.pipe(iter([nlp(TEXTS[0]), nlp(TEXTS[1]), nlp(TEXTS[3])]), batch_size=8))
+    assert tagger.call_sizes == [2, 2, 1]  # one call per doc
+    alone = component(nlp(TEXTS[0]))
+    assert [s._.affect_focus_prob for s in piped[0].sents] == [s._.affect_focus_prob for s in alone.sents]
 
 
 def test_docs_without_sentence_boundaries_are_refused() -> None:

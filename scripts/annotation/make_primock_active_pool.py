@@ -44,9 +44,10 @@ SELECTED, RANDOM, BATCHES, FIRST_BATCH, DOUBLE = 600, 300, 5, 15, 100
 
 
 def pool_texts() -> set[tuple[str, str]]:
-    """(transcript, normalised sentence) of every item already in a pool."""
+    """(transcript, normalised sentence) of every item in the gold pools (not this script's
+    own output in pending/, so that a rerun writes the same files)."""
     seen = set()
-    for path in [*(ANNOTATION / "pool").glob("*.jsonl"), *OUT.glob("*.jsonl")]:
+    for path in (ANNOTATION / "pool").glob("*.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             item = json.loads(line)
             seen.add((item["transcript"], normalise(item["sentence"])))

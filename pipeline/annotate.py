@@ -200,7 +200,7 @@ class Workers:
         with self.segment_lock:
             if self._segmenter is None:
                 self._segmenter = Segmenter(self.config.segment)
-                gc.freeze()  # its objects live as long as the run (`long_lived_objects_frozen`)
+                gc.freeze()  # loaded once, kept for the run or the worker process (`long_lived_objects_frozen`)
             return self._segmenter
 
     @property
@@ -208,7 +208,7 @@ class Workers:
         with self.tag_lock:
             if self._tagger is None:
                 self._tagger = self.source.load()
-                gc.freeze()  # its objects live as long as the run (`long_lived_objects_frozen`)
+                gc.freeze()  # loaded once, kept for the run or the worker process (`long_lived_objects_frozen`)
                 self._share_with_lanes()
             return self._tagger
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from models.data import assign_split
 from models.registry import load_tagger
 from pipeline.annotate import annotate_corpus
-from pipeline.config import OrchestrationConfig, RunConfig
+from pipeline.config import RunConfig
 from pipeline.corpus_io import read_sentences
 from pipeline.ingest import discover_inputs, read_unit
 from pipeline.ingest.markup import strip_markup
@@ -65,8 +65,9 @@ def main() -> None:
             for speaker in ("doctor", "patient"):
                 (inputs / f"{stem}_{speaker}.TextGrid").symlink_to(PRIMOCK / f"{stem}_{speaker}.TextGrid")
         corpus = Path(tmp) / "corpus"
-        config = RunConfig(orchestration=OrchestrationConfig(orchestrator="none"))
-        annotate_corpus([inputs], corpus, config, LoadedTagger(load_tagger(precision="auto")), SpeakerTable())
+        # "auto": bfloat16 on the machine that made the pool; where it means float32 the
+        # probabilities, and so the uncertainty ranking, can differ slightly
+        annotate_corpus([inputs], corpus, RunConfig(), LoadedTagger(load_tagger(precision="auto")), SpeakerTable())
         rows = {r.sentence_id: r for r in read_sentences(corpus)}
         turns = {t.turn_id: t for unit in discover_inputs([inputs])
                  for t in read_unit(unit, SpeakerTable()).turns}

@@ -152,7 +152,7 @@ def masked_losses(
         losses[EMOTIONS] = F.binary_cross_entropy_with_logits(logits[EMOTIONS][rows], targets.emotions[rows])
     if bool(targets.affect_focus_mask.any()):
         rows = targets.affect_focus_mask
-        weight = torch.tensor(affect_pos_weight) if affect_pos_weight != 1.0 else None
+        weight = torch.tensor(affect_pos_weight, device=logits[AFFECT_FOCUS].device) if affect_pos_weight != 1.0 else None
         losses[AFFECT_FOCUS] = F.binary_cross_entropy_with_logits(
             logits[AFFECT_FOCUS][rows], targets.affect_focus[rows], pos_weight=weight
         )

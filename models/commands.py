@@ -39,16 +39,18 @@ def train(
     config_path: Path = DEFAULT_TRAIN_CONFIG,
     output_dir: Path | None = None,
     registry_dir: Path | None = None,
+    device: str = "cpu",
 ) -> Path:
     """Train the model a config describes into ``output_dir`` (default: its registry slot
-    ``<registry>/<model_id>/<version>/``); returns the model directory."""
+    ``<registry>/<model_id>/<version>/``) on ``device`` (models.train.training_device);
+    returns the model directory."""
     from models.registry import model_path
     from models.train import train_model
 
     _ensure_logging()
     config = load_train_config(Path(config_path))
     target = Path(output_dir) if output_dir is not None else model_path(config.model_id, config.version, registry_dir)
-    return train_model(config, target)
+    return train_model(config, target, device=device)
 
 
 def load_dataset(

@@ -57,12 +57,13 @@ def attach_context(
 
 def batched_logits(
     net: Any, token_ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64,
-    sentence_lengths: Sequence[int] | None = None, one_width: bool = True,
+    sentence_lengths: Sequence[int] | None = None, one_width: bool = True, device: Any = None,
 ) -> dict[str, np.ndarray]:
     """Run the network over all items (length-sorted batches); logits in input order.
 
     ``sentence_lengths`` (from `attach_context`) marks where each item's context begins;
-    ``one_width`` as in `token_budget_batches`.
+    ``one_width`` as in `token_budget_batches`; ``device``: where the network's weights are
+    (training on a GPU), None for the CPU.
     """
     import torch
 
@@ -79,9 +80,12 @@ def batched_logits(
         with torch.inference_mode():
             for idx in token_budget_batches(order, [len(token_ids[i]) for i in order], batch_size, one_width):
                 lengths = [sentence_lengths[i] for i in idx] if sentence_lengths is not None else None
-                logits = net(*pad_batch([token_ids[i] for i in idx], pad_id, lengths))
+                batch = pad_batch([token_ids[i] for i in idx], pad_id, lengths)
+                if device is not None:
+                    batch = tuple(None if x is None else x.to(device) for x in batch)
+                logits = net(*batch)
                 for name, arr in out.items():
-                    arr[idx] = logits[name].float().numpy()
+                    arr[idx] = logits[name].float().cpu().numpy()
     finally:
         net.train(was_training)
     return out

@@ -324,11 +324,33 @@ def _set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_model(config: TrainConfig, output_dir: Path) -> Path:
+def training_device(name: str) -> Any:
+    """The torch device to train on: "cpu" (the default, reproducible), or "cuda" / "cuda:N"
+    where torch sees that GPU. Anything else, or a GPU torch cannot see, is a ValueError."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown training device {name!r}; use cpu or cuda") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"training device {name!r} is not supported; use cpu or cuda")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"training device {name!r}: torch sees no CUDA GPU here (torch {torch.__version__})")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"training device {name!r}: torch sees {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+def train_model(config: TrainConfig, output_dir: Path, device: str = "cpu") -> Path:
     """Train, calibrate, evaluate and write a model directory at ``output_dir`` (must not exist).
 
     Returns ``output_dir``. Test-split metrics are computed only after the model is
-    fixed, and only when ``config.evaluate_test`` is set.
+    fixed, and only when ``config.evaluate_test`` is set. ``device`` is where the training
+    steps and the dev evaluations during training run (`training_device`); calibration,
+    the final figures and the written model are computed on the CPU in float32 either
+    way. A run is repeated exactly on the CPU; on a GPU, only as closely as its kernels allow.
     """
     import torch
     from transformers import AutoTokenizer
@@ -347,6 +369,7 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
     output_dir = Path(output_dir)
     if output_dir.exists():
         raise FileExistsError(f"{output_dir} already exists; choose a new version or output folder")
+    train_device = training_device(device)
     started = time.monotonic()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
@@ -362,6 +385,7 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
         log.info("data: %s", json.dumps(data.counts, sort_keys=True))
 
         net, hidden, encoder_config = _build_net(config, base.path, schema)
+        net.to(train_device)
         n_train = sum(p.numel() for p in net.parameters() if p.requires_grad)
         log.info("trainable parameters: %d (%s fine-tuning)", n_train, config.model.finetune)
 
@@ -394,8 +418,8 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
         def evaluate_dev() -> tuple[float, dict[str, float]]:
             # dev batches may mix widths (one_width=False): the dev set is the same at every
             # evaluation, so its logits are reproducible anyway, and 1.2.0 was selected so
-            li = batched_logits(net, dev_in_ids, pad_id, 128, dev_in_lengths, one_width=False)
-            lg = batched_logits(net, dev_ge_ids, pad_id, 128, one_width=False)
+            li = batched_logits(net, dev_in_ids, pad_id, 128, dev_in_lengths, one_width=False, device=train_device)
+            lg = batched_logits(net, dev_ge_ids, pad_id, 128, one_width=False, device=train_device)
             return dev_score(schema, data.dev_indomain, li, data.dev_goemotions_watch, lg, o.min_dev_positives)
 
         average = WeightAverage(net, o.ema_decay) if o.ema_decay > 0 else None
@@ -410,15 +434,16 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
         for step in range(1, o.max_steps + 1):
             idx = next(batches)
             rows = drop_contexts(idx, train_ids, train_sentence_lengths, config.model.context_dropout, dropout_rng)
-            batch = pad_batch(rows, pad_id, [train_sentence_lengths[i] for i in idx])
+            batch = [None if x is None else x.to(train_device)
+                     for x in pad_batch(rows, pad_id, [train_sentence_lengths[i] for i in idx])]
             t = Targets(
-                stance=torch.from_numpy(targets["stance"][idx]),
-                emotions=torch.from_numpy(targets["emotions"][idx]),
-                emotions_mask=torch.from_numpy(targets["emotions_mask"][idx]),
-                affect_focus=torch.from_numpy(targets["affect"][idx]),
-                affect_focus_mask=torch.from_numpy(targets["affect_mask"][idx]),
+                stance=torch.from_numpy(targets["stance"][idx]).to(train_device),
+                emotions=torch.from_numpy(targets["emotions"][idx]).to(train_device),
+                emotions_mask=torch.from_numpy(targets["emotions_mask"][idx]).to(train_device),
+                affect_focus=torch.from_numpy(targets["affect"][idx]).to(train_device),
+                affect_focus_mask=torch.from_numpy(targets["affect_mask"][idx]).to(train_device),
             )
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=o.bf16):
+            with torch.autocast(train_device.type, dtype=torch.bfloat16, enabled=o.bf16):
                 logits = net(*batch)
             losses = masked_losses(logits, t, affect_pos_weight=o.affect_focus_pos_weight)
             loss = sum(weights[k] * v for k, v in losses.items())
@@ -459,8 +484,10 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
                         stopped_early = True
                         break
         train_seconds = time.monotonic() - started
+        # calibration, evaluation and writing on the CPU, whatever trained the weights
+        net.to("cpu")
         store_dtype = getattr(torch, config.model.store_dtype)
-        best_state = {name: t.to(store_dtype) for name, t in best_state.items()}
+        best_state = {name: t.to("cpu", store_dtype) for name, t in best_state.items()}
         with torch.no_grad():  # from here on the network holds exactly the stored weights
             params = dict(net.named_parameters())
             for name, tensor in best_state.items():
@@ -549,6 +576,8 @@ def train_model(config: TrainConfig, output_dir: Path) -> Path:
             "total_seconds": round(total_seconds, 1),
             "num_threads": config.num_threads,
             "torch": torch.__version__,
+            "device": str(train_device) if train_device.type == "cpu"
+            else f"{train_device} ({torch.cuda.get_device_name(train_device)})",
         }
         (staging / RUN_FILE).write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
         write_manifest(staging)

@@ -283,13 +283,15 @@ def verify(corpus: Annotated[Path, typer.Argument(help="An annotated corpus fold
 def train(
     config: Annotated[Path, typer.Option(help="Training config TOML.")] = Path("configs/train/default.toml"),
     output: Annotated[Path | None, typer.Option("--out", help="Model folder (default: its registry slot).")] = None,
+    device: Annotated[str, typer.Option(help="cpu (reproducible run for run), cuda or cuda:N (a GPU: faster, "
+                                             "repeated only as closely as its kernels allow).")] = "cpu",
 ) -> None:
     """Fine-tune the tagger (seeded, early stopping and calibration on dev) into a model folder."""
     from models import commands
     from models.errors import ModelError
 
     try:
-        folder = commands.train(config, output)
+        folder = commands.train(config, output, device=device)
     except (ModelError, ValueError, FileNotFoundError, FileExistsError) as error:
         console.print(f"[red]error[/red] {error}")
         raise typer.Exit(EXIT_USAGE) from None

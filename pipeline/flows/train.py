@@ -44,18 +44,20 @@ def _headline_metrics(model_dir: Path) -> dict[str, float]:
 
 
 @task(name="train-tagger", cache_policy=NO_CACHE, persist_result=False)
-def train_tagger(config_path: Path, output_dir: Path | None, registry_dir: Path | None) -> TrainSummary:
+def train_tagger(config_path: Path, output_dir: Path | None, registry_dir: Path | None,
+                 device: str = "cpu") -> TrainSummary:
     from models import commands
 
-    model_dir = Path(commands.train(config_path, output_dir, registry_dir))
+    model_dir = Path(commands.train(config_path, output_dir, registry_dir, device=device))
     return TrainSummary(model_dir=str(model_dir), metrics=_headline_metrics(model_dir))
 
 
 @flow(name="train-tagger", persist_result=False, log_prints=False)
 def train_tagger_flow(config_path: Path = Path("configs/train/default.toml"), output_dir: Path | None = None,
-                      registry_dir: Path | None = None) -> TrainSummary:
-    """Train a tagger (seeded; see models.train) into `output_dir` or its registry slot."""
-    summary = train_tagger(config_path, output_dir, registry_dir)
+                      registry_dir: Path | None = None, device: str = "cpu") -> TrainSummary:
+    """Train a tagger (seeded; see models.train) into `output_dir` or its registry slot, on
+    `device` (cpu, or cuda where the worker has a GPU)."""
+    summary = train_tagger(config_path, output_dir, registry_dir, device)
     lines = [f"model folder: `{summary.model_dir}`", "", "| metric | value |", "|---|---|"]
     lines += [f"| {name} | {value:.4f} |" for name, value in summary.metrics.items()]
     create_markdown_artifact("\n".join(lines), key="train-tagger", description="trained model and its metrics")

@@ -127,6 +127,39 @@ def test_refuses_to_overwrite_an_existing_model(make_config, trained_model: Path
         train_model(make_config(), trained_model)
 
 
+def test_training_run_records_the_device_it_trained_on(trained_model: Path) -> None:
+    assert json.loads((trained_model / "training_run.json").read_text())["device"] == "cpu"
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:99", "not a device"])
+def test_refuses_a_device_it_cannot_train_on_before_writing_anything(
+    make_config, tmp_path: Path, device: str  # type: ignore[no-untyped-def]
+) -> None:
+    with pytest.raises(ValueError, match="device"):
+        train_model(make_config(evaluate_test=False), tmp_path / "m", device=device)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where torch sees no GPU")
+def test_asking_for_a_gpu_where_there_is_none_says_so(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        train_model(make_config(evaluate_test=False), tmp_path / "m", device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_a_gpu_writes_a_model_the_cpu_loads_and_scores(make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from models.artifact import load_model_dir
+    from models.tagger import TransformerTagger
+
+    out = train_model(make_config(), tmp_path / "gpu", device="cuda")
+    run = json.loads((out / "training_run.json").read_text())
+    assert run["device"].startswith("cuda")
+    metrics = json.loads((out / METRICS_FILE).read_text())
+    assert metrics["test"]["indomain"]["stance"]["n"] == 18
+    tagger = TransformerTagger(load_model_dir(out))
+    assert len(tagger.predict(["one sentence", "another one"])) == 2
+
+
 def test_lora_can_be_limited_to_upper_layers(tiny_base: Path) -> None:
     encoder = add_lora(load_encoder(tiny_base), 4, 8, 0.0, ["query", "value"], layers_from=1)
     names = [n for n, p in encoder.named_parameters() if p.requires_grad]

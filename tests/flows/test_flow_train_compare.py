@@ -15,16 +15,17 @@ def test_train_flow_wraps_models_commands_train(tmp_path: Path, prefect_api: str
 
     seen = {}
 
-    def fake_train(config_path, output_dir=None, registry_dir=None):  # type: ignore[no-untyped-def]
-        seen.update(config=config_path, out=output_dir)
+    def fake_train(config_path, output_dir=None, registry_dir=None, device="cpu"):  # type: ignore[no-untyped-def]
+        seen.update(config=config_path, out=output_dir, device=device)
         output_dir.mkdir(parents=True)
         (output_dir / "metrics.json").write_text(json.dumps({"stance": {"macro_f1": 0.71}, "n": 5, "note": "x"}))
         return output_dir
 
     monkeypatch.setattr(commands, "train", fake_train)
     with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
-        summary = train_tagger_flow(config_path=tmp_path / "train.toml", output_dir=tmp_path / "model")
-    assert seen == {"config": tmp_path / "train.toml", "out": tmp_path / "model"}
+        summary = train_tagger_flow(config_path=tmp_path / "train.toml", output_dir=tmp_path / "model",
+                                    device="cuda:1")
+    assert seen == {"config": tmp_path / "train.toml", "out": tmp_path / "model", "device": "cuda:1"}
     assert summary.model_dir == str(tmp_path / "model")
     assert summary.metrics == {"n": 5.0, "stance.macro_f1": 0.71}
 

@@ -11,6 +11,8 @@
   train_config.toml     the resolved training config
   metrics.json          dev and test metrics
   MODEL_CARD.md         generated model card
+  int8_calibration.safetensors  optional: per-channel input ranges for the int8 path
+                        (models/int8_smoothing.py); `auto` precision runs int8 with it
   manifest.json         sha256 and size of every other file
 ```
 
@@ -175,6 +177,8 @@ class LoadedModel:
     schema: LabelSchema
     net: Any  # models.architecture.TaggerNet
     tokenizer: Any
+    #: models.int8_smoothing ranges when the folder has them (int8_calibration.safetensors)
+    int8_ranges: dict[str, Any] | None = None
 
 
 def load_model_dir(folder: Path, expected_schema: LabelSchema | None = None) -> LoadedModel:
@@ -234,7 +238,32 @@ def load_model_dir(folder: Path, expected_schema: LabelSchema | None = None) -> 
         str(folder / TOKENIZER_DIR), local_files_only=True, trust_remote_code=False
     )
     log.info("loaded model %s from %s", spec.ref, folder)
-    return LoadedModel(path=folder, spec=spec, schema=schema, net=net, tokenizer=tokenizer)
+    return LoadedModel(path=folder, spec=spec, schema=schema, net=net, tokenizer=tokenizer,
+                       int8_ranges=_int8_ranges(folder, net))
+
+
+def _int8_ranges(folder: Path, net: Any) -> dict[str, Any] | None:
+    """The folder's int8 calibration (checked against the network), or None without one."""
+    from models.int8_smoothing import RANGES_FILE, check_ranges, load_ranges
+
+    path = folder / RANGES_FILE
+    if not path.is_file():
+        return None
+    try:
+        ranges = load_ranges(path)
+        check_ranges(net, ranges, str(path))
+    except ValueError as error:
+        raise ModelIntegrityError(str(error)) from None
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError
+        raise ModelIntegrityError(f"{path}: not a readable safetensors file ({type(exc).__name__})") from None
+    return ranges
+
+
+def has_int8_calibration(folder: Path) -> bool:
+    """Whether a model folder carries an int8 calibration (a file check: no torch import)."""
+    from models.int8_smoothing import RANGES_FILE
+
+    return (Path(folder) / RANGES_FILE).is_file()
 
 
 def dir_size(folder: Path) -> int:

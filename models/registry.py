@@ -111,14 +111,13 @@ def load_tagger(
     ``precision`` (pipeline.precision): "float32" (the library default: the model as
     trained), "bfloat16", "int8", or "auto" (what `epistance annotate` uses by default).
     """
-    from models.artifact import load_model_dir
+    from models.artifact import has_int8_calibration, load_model_dir
     from models.labels import load_label_schema
     from models.tagger import TransformerTagger
     from pipeline.precision import resolve_precision
 
-    precision = resolve_precision(precision)
-
     resolved, folder = resolve_ref(ref, registry_dir)
+    precision = resolve_precision(precision, has_int8_calibration(folder))
     schema = expected_schema or load_label_schema()
     key = (str(folder), schema.fingerprint, precision)
     with _lock:

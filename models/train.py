@@ -11,6 +11,7 @@ machine the run is repeated exactly.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import random
@@ -316,6 +317,44 @@ def drop_contexts(
     return [rows[i][:sentence_lengths[i]] if rng.random() < share else rows[i] for i in batch]
 
 
+def int8_calibration_items(train: Sequence[Example], seed: int) -> list[Example]:
+    """The training items an int8 calibration is measured on: every in-domain item, and a
+    seeded sample of GoEmotions comments (models.int8_smoothing.GOEMOTIONS_CALIBRATION_ITEMS)."""
+    from models.int8_smoothing import GOEMOTIONS_CALIBRATION_ITEMS
+
+    indomain = [ex for ex in train if ex.source != "goemotions"]
+    comments = [ex for ex in train if ex.source == "goemotions"]
+    return indomain + subsample(comments, GOEMOTIONS_CALIBRATION_ITEMS, seed)
+
+
+def write_int8_calibration(net: Any, tokenizer: Any, items: Sequence[Example], max_length: int,
+                           context_tokens: int, folder: Path) -> bool:
+    """Measure float32 `net`'s input ranges on `items` (read as the tagger reads them) and
+    write them to ``folder``'s int8 calibration file; False (nothing written) when the
+    encoder is not BERT-shaped, so int8 then runs unsmoothed."""
+    from models.int8_smoothing import RANGES_FILE, measure_input_ranges, save_ranges
+    from models.tagger import attach_context, encode
+
+    ids = encode(tokenizer, [ex.text for ex in items], max_length)
+    ids, lengths = attach_context(tokenizer, ids, [ex.context for ex in items], max_length, context_tokens)
+    ranges = measure_input_ranges(net, ids, int(tokenizer.pad_token_id or 0), lengths)
+    if not ranges:
+        log.warning("the encoder is not BERT-shaped: no int8 calibration written (int8 runs unsmoothed)")
+        return False
+    save_ranges(ranges, folder / RANGES_FILE)
+    return True
+
+
+def _as_loaded(net: Any, finetune: str) -> Any:
+    """`net` as models.artifact.load_model_dir will rebuild it: LoRA adapters merged into the
+    encoder (a copy; `net` keeps its adapters)."""
+    if finetune != "lora":
+        return net
+    merged = copy.deepcopy(net)
+    merged.encoder = merged.encoder.merge_and_unload()
+    return merged
+
+
 def _set_seed(seed: int) -> None:
     import torch
 
@@ -540,6 +579,8 @@ def train_model(config: TrainConfig, output_dir: Path, device: str = "cpu") -> P
         save_weights(best_state, staging / WEIGHTS_FILE, metadata={"format": "pt"})
         write_spec(staging, spec)
         tokenizer.save_pretrained(str(staging / TOKENIZER_DIR))
+        write_int8_calibration(_as_loaded(net, m.finetune), tokenizer, int8_calibration_items(data.train, config.seed),
+                               max_len, context_tokens, staging)
         shutil.copyfile(schema_path, staging / SCHEMA_FILE)
         (staging / CONFIG_FILE).write_text(config.to_toml())
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipeline.errors import ConfigError
 from pipeline.ingest import IngestConfig
 from pipeline.ingest.markup import MARKUP_REVISION
-from pipeline.precision import Precision, resolve_precision
+from pipeline.precision import Precision, model_has_int8_calibration, resolve_precision
 from pipeline.pseudonymise import PseudonymiseConfig
 from pipeline.segment import SegmentConfig
 from pipeline.tag import DEFAULT_BATCH_SIZE, TAGGING_REVISION
@@ -79,9 +79,11 @@ class RunConfig(BaseModel):
             "tagging": TAGGING_REVISION,
             "markup": MARKUP_REVISION,
         }
-        precision = resolve_precision(self.tag.precision)
+        calibrated = self.tag.precision in ("auto", "int8") and model_has_int8_calibration(self.tag.model)
+        precision = resolve_precision(self.tag.precision, calibrated)
         if precision != "float32":  # probabilities differ slightly from the float32 model's
-            relevant["tag_precision"] = precision
+            # int8 with and without smoothing give different numbers
+            relevant["tag_precision"] = "int8-smoothed" if precision == "int8" and calibrated else precision
         if self.pseudonymise.enabled:  # only when on: corpora made without it keep their keys
             relevant["pseudonymise"] = self.pseudonymise.recompute_material()
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

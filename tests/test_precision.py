@@ -33,10 +33,25 @@ def test_auto_means_bfloat16_only_with_native_support(monkeypatch: pytest.Monkey
         resolve_precision("fp8")
 
 
+def test_auto_means_int8_for_a_model_with_an_int8_calibration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for native in (True, False):
+        monkeypatch.setattr(precision_module, "native_bfloat16", lambda native=native: native)
+        assert resolve_precision("auto", int8_calibrated=True) == "int8"
+        assert resolve_precision("float32", int8_calibrated=True) == "float32"  # asked for: as asked
+
+
 def test_the_resolved_precision_is_in_the_recompute_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.config as config_module
+
     def key(precision: str) -> str:
         return RunConfig(tag=TagConfig(precision=precision)).recompute_hash()  # type: ignore[arg-type]
 
+    # the shipped model has an int8 calibration: auto is int8 (smoothed), whatever the CPU
+    assert config_module.model_has_int8_calibration(None)
+    smoothed_int8 = key("int8")
+    assert key("auto") == smoothed_int8
+    monkeypatch.setattr(config_module, "model_has_int8_calibration", lambda ref: False)
+    assert key("int8") != smoothed_int8  # int8 without smoothing gives other numbers
     monkeypatch.setattr(precision_module, "native_bfloat16", lambda: False)
     assert key("auto") == key("float32")  # auto means float32 here: the same results, the same key
     assert len({key("float32"), key("bfloat16"), key("int8")}) == 3

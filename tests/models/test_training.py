@@ -108,6 +108,7 @@ def test_same_seed_gives_identical_weights_and_metrics(make_config, tmp_path: Pa
     b = train_model(config, tmp_path / "b")
     assert (a / WEIGHTS_FILE).read_bytes() == (b / WEIGHTS_FILE).read_bytes()
     assert (a / METRICS_FILE).read_bytes() == (b / METRICS_FILE).read_bytes()
+    assert (a / "int8_calibration.safetensors").read_bytes() == (b / "int8_calibration.safetensors").read_bytes()
     c = train_model(make_config(evaluate_test=False, seed=8), tmp_path / "c")
     assert (a / WEIGHTS_FILE).read_bytes() != (c / WEIGHTS_FILE).read_bytes()
 

@@ -176,7 +176,6 @@ def main() -> None:
     from pipeline.annotate import SENTENCES_PER_GROUP, annotate_corpus
     from pipeline.config import load_run_config
     from pipeline.ingest.metadata import SpeakerTable
-    from pipeline.precision import resolve_precision
     from pipeline.segment import Segmenter
     from pipeline.tag import LoadedTagger
 
@@ -184,13 +183,15 @@ def main() -> None:
     config = load_run_config()
     if args.precision:
         config = config.model_copy(update={"tag": config.tag.model_copy(update={"precision": args.precision})})
-    precision = resolve_precision(config.tag.precision)
     config = config.model_copy(update={"orchestration": config.orchestration.model_copy(update={"orchestrator": "none"})})
     print(f"data: {len(consultations)} consultations ({len(inputs)} TextGrid files) from {DATA}", flush=True)
 
     # loading, once per run whatever the corpus size: timed apart from the rates
     segmenter, load_segmenter_s = timed(Segmenter, config.segment)
-    tagger, load_tagger_s = timed(load_tagger, config.tag.model, precision=precision, batch_size=config.tag.batch_size)
+    # the precision the run config means for this model here (auto: int8 for a calibrated model)
+    tagger, load_tagger_s = timed(load_tagger, config.tag.model, precision=config.tag.precision,
+                                  batch_size=config.tag.batch_size)
+    precision = tagger.precision
     print(f"load: segmenter {load_segmenter_s:.2f}s, tagger ({precision}) {load_tagger_s:.2f}s", flush=True)
 
     # (b) epistance end to end, first: peak RSS read right after it is (b)'s own. Every run

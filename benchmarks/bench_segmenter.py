@@ -36,14 +36,13 @@ def main() -> None:
     from pipeline.config import load_run_config
     from pipeline.ingest import discover_inputs, read_unit
     from pipeline.ingest.metadata import SpeakerTable
-    from pipeline.precision import resolve_precision
     from pipeline.segment import Segmenter, segment_transcript
     from pipeline.tag import LoadedTagger
 
     inputs, consultations = choose_inputs(args.quick)
     config = load_run_config()
     config = config.model_copy(update={"orchestration": config.orchestration.model_copy(update={"orchestrator": "none"})})
-    tagger = load_tagger(config.tag.model, precision=resolve_precision(config.tag.precision))
+    tagger = load_tagger(config.tag.model, precision=config.tag.precision)
     segmenters = {"blis": Segmenter(config.segment, use_blis=True), "openblas": Segmenter(config.segment)}
     transcripts = [read_unit(unit, SpeakerTable()) for unit in discover_inputs(inputs)]
     print(f"data: {len(consultations)} consultations; tagger {tagger.model_ref}", flush=True)

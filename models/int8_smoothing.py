@@ -19,12 +19,9 @@ input. The heads are left in float32.
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 RANGES_FILE = "int8_calibration.safetensors"
 ALPHA = 0.9

@@ -77,8 +77,9 @@ def annotate(
         exists=True, dir_okay=False, help="Names always replaced, one a line, e.g. the participant and staff list "
                                           "(implies --pseudonymise).")] = None,
     precision: Annotated[Precision | None, typer.Option(
-        help="auto (default): bfloat16 on CPUs with native bfloat16, else float32; int8: fastest (ONNX "
-             "Runtime), about 1% of stance labels differ; float32: exactly as trained (docs/performance.md). Overrides tag.precision "
+        help="auto (default): int8 for a model with an int8 calibration (the shipped one), else bfloat16 on "
+             "CPUs with native bfloat16, else float32; int8: fastest (ONNX Runtime), about 1% of labels differ; "
+             "float32: exactly as trained (docs/performance.md). Overrides tag.precision "
              "of the run config.")] = None,
 ) -> None:
     """Annotate transcripts into an annotated corpus folder (JSONL, Parquet, DocBin, manifest)."""

@@ -8,8 +8,9 @@ Per channel matters: with one scale per weight tensor (torch's dynamic quantisat
 int8 path before) stance labels agreed with float32 on only 96.4% of PriMock57's sentences;
 per channel on 98.8% (docs/performance.md). A model folder with an int8 calibration
 (models/int8_smoothing.py) is smoothed before the export and its heads stay in float32,
-which brings in-domain agreement to 99% and more. Nothing is kept on disk: the export and
-the quantisation run in a temporary folder at every load, in about 5 s.
+which brings in-domain agreement to 99% and more. The export and the quantisation run in a
+temporary folder (about 5-8 s), and the result is kept in an on-disk cache keyed by the
+model folder's manifest (models/onnx_cache.py), so later loads of the same model skip them.
 
 `OnnxInt8Net` stands in for `models.architecture.TaggerNet` where the tagger runs it
 (`models.tagger.batched_logits`): same call, same logits. ONNX Runtime fixes a session's
@@ -25,15 +26,20 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from models.artifact import LoadedModel
+from models.artifact import MANIFEST_FILE, LoadedModel
 from models.errors import ModelError
-from models.int8_smoothing import RANGES_FILE, smoothed_copy
+from models.int8_smoothing import ALPHA, RANGES_FILE, smoothed_copy
 from models.labels import AFFECT_FOCUS, EMOTIONS, STANCE
+from models.onnx_cache import cache_key, cached
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pool_mask")
 OUTPUTS = (STANCE, EMOTIONS, AFFECT_FOCUS)
 
 log = logging.getLogger(__name__)
+
+#: what the int8 model is made of besides the model folder: part of its cache key, so a
+#: change to the export or the quantisation here must change this string
+INT8_SCHEME = f"per-channel dynamic, smoothing alpha {ALPHA} with a calibration, heads float/1"
 
 
 def with_onnx_int8(loaded: LoadedModel) -> LoadedModel:
@@ -42,8 +48,9 @@ def with_onnx_int8(loaded: LoadedModel) -> LoadedModel:
     if loaded.int8_ranges is None:
         log.warning("%s has no int8 calibration (%s): int8 runs unsmoothed, its labels differ more from "
                     "float32's (docs/performance.md)", loaded.spec.ref, RANGES_FILE)
+    key = cache_key((loaded.path / MANIFEST_FILE).read_bytes(), INT8_SCHEME)
     try:
-        model = quantised_model(loaded.net, loaded.int8_ranges)
+        model = cached(key, lambda: quantised_model(loaded.net, loaded.int8_ranges))
     except Exception as error:  # the exporter and the quantiser raise many kinds
         raise ModelError(f"{loaded.spec.ref} cannot run in int8 ({type(error).__name__} while exporting or "
                          "quantising it); use precision bfloat16 or float32") from error

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# the int8 model cache (models/onnx_cache.py) of a test session is its own, never the user's
+os.environ["EPISTANCE_CACHE_DIR"] = tempfile.mkdtemp(prefix="epistance-test-cache-")
 
 from pathlib import Path
 

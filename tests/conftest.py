@@ -6,7 +6,7 @@ import tempfile
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # the int8 model cache (models/onnx_cache.py) of a test session is its own, never the user's
-os.environ["EPISTANCE_CACHE_DIR"] = tempfile.mkdtemp(prefix="epistance-test-cache-")
+TEST_CACHE = os.environ["EPISTANCE_CACHE_DIR"] = tempfile.mkdtemp(prefix="epistance-test-cache-")
 
 from pathlib import Path
 
@@ -41,3 +41,9 @@ def primock_or_skip() -> Path:
     if not PRIMOCK.is_dir():
         pytest.skip("../shared/data/primock57 is not beside this checkout")
     return PRIMOCK
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)  # the real model's int8 entry alone is 59 MB

@@ -32,8 +32,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# throughput: naive vs epistance vs the model's ceiling (QUICK=1: 6 consultations, < 2 min;
-# PRECISION=int8: (b) and (c) in another precision than the run config's auto)
+# throughput: naive vs epistance vs the model's ceiling (QUICK=1: 6 consultations, about 2 min;
+# PRECISION=bfloat16|int8|float32: (b) and (c) in that precision instead of the run config's auto)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_pipeline.py $(if $(QUICK),--quick,) $(if $(PRECISION),--precision $(PRECISION),)
 

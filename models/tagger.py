@@ -74,13 +74,16 @@ def batched_logits(
         AFFECT_FOCUS: np.zeros((n,), dtype=np.float32),
     }
     order = sorted(range(n), key=lambda i: (len(token_ids[i]), i))
+    # a network may ask for its own padding step (the int8 one on ONNX Runtime: exact widths)
+    multiple = getattr(net, "pad_multiple", PAD_MULTIPLE)
     was_training = net.training
     net.eval()
     try:
         with torch.inference_mode():
-            for idx in token_budget_batches(order, [len(token_ids[i]) for i in order], batch_size, one_width):
+            for idx in token_budget_batches(order, [len(token_ids[i]) for i in order], batch_size, one_width,
+                                            pad_multiple=multiple):
                 lengths = [sentence_lengths[i] for i in idx] if sentence_lengths is not None else None
-                batch = pad_batch([token_ids[i] for i in idx], pad_id, lengths)
+                batch = pad_batch([token_ids[i] for i in idx], pad_id, lengths, pad_multiple=multiple)
                 if device is not None:
                     batch = tuple(None if x is None else x.to(device) for x in batch)
                 logits = net(*batch)
@@ -99,14 +102,14 @@ PAD_MULTIPLE = 8
 TOKENS_PER_ROW = 40
 
 
-def padded_width(length: int) -> int:
-    """The width a row of `length` tokens is padded to: widths in steps of 8, so the CPU
-    kernels' per-shape caches stay small."""
-    return -(-length // PAD_MULTIPLE) * PAD_MULTIPLE
+def padded_width(length: int, multiple: int = PAD_MULTIPLE) -> int:
+    """The width a row of `length` tokens is padded to: by default widths in steps of 8, so
+    torch's CPU kernels' per-shape caches stay small."""
+    return -(-length // multiple) * multiple
 
 
 def token_budget_batches(order: Sequence[int], lengths: Sequence[int], batch_size: int,
-                         one_width: bool = True) -> list[list[int]]:
+                         one_width: bool = True, pad_multiple: int = PAD_MULTIPLE) -> list[list[int]]:
     """Split length-sorted ``order`` into batches of at most ``batch_size`` rows and
     ``batch_size * TOKENS_PER_ROW`` padded tokens (``lengths`` align with ``order``).
 
@@ -121,19 +124,20 @@ def token_budget_batches(order: Sequence[int], lengths: Sequence[int], batch_siz
     current: list[int] = []
     width = 0
     for item, length in zip(order, lengths):
-        new_width = one_width and padded_width(length) != width
+        new_width = one_width and padded_width(length, pad_multiple) != width
         if current and (new_width or len(current) == batch_size or (len(current) + 1) * length > budget):
             batches.append(current)
             current = []
         current.append(item)
-        width = padded_width(length)
+        width = padded_width(length, pad_multiple)
     if current:
         batches.append(current)
     return batches
 
 
 def pad_batch(
-    rows: Sequence[Sequence[int]], pad_id: int, sentence_lengths: Sequence[int] | None = None
+    rows: Sequence[Sequence[int]], pad_id: int, sentence_lengths: Sequence[int] | None = None,
+    pad_multiple: int = PAD_MULTIPLE,
 ) -> tuple[Any, Any, Any, Any]:
     """Padded tensors for the network: ids, attention mask, token types, pooling mask.
 
@@ -142,7 +146,7 @@ def pad_batch(
     """
     import torch
 
-    width = padded_width(max(len(r) for r in rows))
+    width = padded_width(max(len(r) for r in rows), pad_multiple)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):

@@ -21,8 +21,9 @@ DEFAULT_BATCH_SIZE = 32
 #: recomputed rather than mixed with new results. 2: int8 on ONNX Runtime per channel
 #: (was torch per tensor) and batches of one padded width, which changed bfloat16
 #: probabilities slightly (docs/performance.md, "Same inputs, same bytes"); in the same
-#: release, float32 and int8 tag each transcript in calls of its own.
-TAGGING_REVISION = 2
+#: release, float32 and int8 tag each transcript in calls of its own. 3: int8 pads rows to
+#: their exact length instead of steps of 8, which moves its probabilities slightly.
+TAGGING_REVISION = 3
 
 
 class SentencePrediction(BaseModel):

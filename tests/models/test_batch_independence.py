@@ -31,3 +31,38 @@ def test_a_sentence_gets_the_same_logits_alone_or_beside_a_long_one(trained_mode
     beside = tagger.logits(SHORT + LONG)  # one batch of eight rows would hold all five
     for name, logits in alone.items():
         assert np.array_equal(logits, beside[name][: len(SHORT)]), name
+
+
+def test_a_network_may_ask_for_exact_widths() -> None:
+    """The int8 network (ONNX Runtime) pads each batch to its longest row, not to a step of 8."""
+    import torch
+
+    from models.onnx_int8 import OnnxInt8Net
+    from models.tagger import batched_logits
+
+    class RecordingNet:
+        training = False
+        heads = {"stance": torch.nn.Linear(1, 3), "emotions": torch.nn.Linear(1, 6), "affect_focus": torch.nn.Linear(1, 1)}
+
+        def __init__(self, pad_multiple: int | None) -> None:
+            if pad_multiple is not None:
+                self.pad_multiple = pad_multiple
+            self.widths: list[int] = []
+
+        def eval(self) -> None:
+            pass
+
+        def train(self, mode: bool = True) -> None:
+            pass
+
+        def __call__(self, ids, mask, types=None, pool=None):  # type: ignore[no-untyped-def]
+            self.widths.append(ids.shape[1])
+            rows = ids.shape[0]
+            return {"stance": torch.zeros(rows, 3), "emotions": torch.zeros(rows, 6), "affect_focus": torch.zeros(rows)}
+
+    rows = [[1] * n for n in (3, 3, 5, 9, 9, 9)]
+    default, exact = RecordingNet(None), RecordingNet(OnnxInt8Net.pad_multiple)
+    batched_logits(default, rows, pad_id=0, batch_size=8)
+    batched_logits(exact, rows, pad_id=0, batch_size=8)
+    assert default.widths == [8, 16]  # 3, 3 and 5 share width 8; the 9s pad to 16
+    assert exact.widths == [3, 5, 9]

@@ -32,7 +32,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# throughput: naive vs epistance vs the model's ceiling (QUICK=1: 6 consultations, about 2 min;
+# throughput: naive vs epistance vs the model's ceiling (QUICK=1: 5 consultations, under 2 min;
 # PRECISION=bfloat16|int8|float32: (b) and (c) in that precision instead of the run config's auto)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_pipeline.py $(if $(QUICK),--quick,) $(if $(PRECISION),--precision $(PRECISION),)

@@ -3,7 +3,7 @@ Segmenter), both sides in this one process, alternating, on the same data.
 
     .venv/bin/python benchmarks/bench_segmenter.py [--quick] [--rounds N]
 
-On PriMock57 (57 consultations; --quick: the first 6), each round measures
+On PriMock57 (57 consultations; --quick: the first 5), each round measures
 (1) segmentation alone: `segment_transcript` over every transcript, and
 (2) `annotate_corpus` end to end (default run config, models loaded, a new corpus folder
     each time), once with each segmenter.
@@ -22,12 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # importing the pipeline benchmark sets the offline environment and enforces it
-from benchmarks.bench_pipeline import choose_inputs
+from benchmarks.bench_pipeline import QUICK_CONSULTATIONS, choose_inputs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="only the first 6 consultations")
+    parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_CONSULTATIONS} consultations")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; each side counts its fastest (default 2)")
     args = parser.parse_args()
 

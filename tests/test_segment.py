@@ -1,12 +1,14 @@
 """Sentence segmentation: markup, fillers, long turns, exact offsets, real PriMock57 turns."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from pipeline.errors import ConfigError
 from pipeline.ingest import discover_inputs, read_unit
 from pipeline.ingest.markup import strip_markup
 from pipeline.ingest.metadata import SpeakerTable
-from pipeline.errors import ConfigError
 from pipeline.segment import SegmentConfig, Segmenter, segment_transcript
 from tests.conftest import primock_or_skip
 
@@ -121,7 +123,7 @@ def test_the_parser_remains_a_choice() -> None:
         "We called the duty team.", "She came at once."]
 
 
-def test_a_pipeline_without_a_senter_is_a_clear_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_pipeline_without_a_senter_is_a_clear_config_error(tmp_path: Path) -> None:
     import spacy
 
     spacy.blank("en").to_disk(tmp_path / "blank")

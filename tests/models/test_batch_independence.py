@@ -42,9 +42,11 @@ def test_a_network_may_ask_for_exact_widths() -> None:
 
     class RecordingNet:
         training = False
-        heads = {"stance": torch.nn.Linear(1, 3), "emotions": torch.nn.Linear(1, 6), "affect_focus": torch.nn.Linear(1, 1)}
 
         def __init__(self, pad_multiple: int | None) -> None:
+            # batched_logits reads the output sizes from the heads
+            self.heads = {"stance": torch.nn.Linear(1, 3), "emotions": torch.nn.Linear(1, 6),
+                          "affect_focus": torch.nn.Linear(1, 1)}
             if pad_multiple is not None:
                 self.pad_multiple = pad_multiple
             self.widths: list[int] = []

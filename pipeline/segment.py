@@ -4,8 +4,9 @@ Only what sentence boundaries need runs, in `nlp.pipe` batches: by default spaCy
 sentence recogniser (`senter`, with its own small tok2vec) after two punctuation rules,
 or (`sentence_boundaries = "parser"`) tok2vec + the dependency parser, five times slower
 and more inclined to cut spoken turns before "and"/"but"/"yeah" (docs/performance.md,
-"Segmentation"). A component first merges transcriber markup ("[inaudible]", "<UNSURE>")
-into single tokens that never start a sentence, so a bracket cannot split a sentence in two.
+"Segmentation: senter or parser"). A component first merges transcriber markup
+("[inaudible]", "<UNSURE>") into single tokens that never start a sentence, so a bracket
+cannot split a sentence in two.
 Sentences that are only fillers ("Um.", "Uh,") are merged into a neighbour so they do
 not become junk units. Very long turns are cut into chunks at sentence-like boundaries
 before spaCy sees them, so `max_length` is never hit.

@@ -142,8 +142,8 @@ class OnnxInt8Net:
 
     training = False  # never trained: batched_logits' eval()/train() calls change nothing
     #: rows padded to their exact length (batched_logits): ONNX Runtime keeps no per-shape
-    #: kernel caches to bound, and the padding to steps of 8 cost 8-10% of the tagging time
-    #: (docs/performance.md, "Exact widths in int8")
+    #: kernel caches to bound, and the padding to steps of 8 cost about 9% of the forward pass
+    #: (docs/performance.md: "This release", and "Exact widths in int8" for the labels)
     pad_multiple = 1
 
     def __init__(self, net: Any, model: bytes) -> None:

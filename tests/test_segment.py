@@ -129,3 +129,17 @@ def test_a_pipeline_without_a_senter_is_a_clear_config_error(tmp_path: Path) -> 
     spacy.blank("en").to_disk(tmp_path / "blank")
     with pytest.raises(ConfigError, match="no 'senter' component"):
         Segmenter(SegmentConfig(spacy_model=str(tmp_path / "blank")))
+
+
+def test_the_blind_segmentation_check_says_what_the_docs_say() -> None:
+    """data/annotation/segmentation_check decodes to the figures docs/performance.md quotes."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("blind_pairs", root / "scripts/segmentation/blind_pairs.py")
+    assert spec is not None and spec.loader is not None
+    blind_pairs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(blind_pairs)
+    preferred = blind_pairs.score(root / "data/annotation/segmentation_check")
+    assert dict(preferred) == {"senter": 66, "parser": 12, "tie": 22}
+    assert "senter preferred 66, parser 12, tie 22" in (root / "data/annotation/segmentation_check/README.md").read_text()

@@ -65,13 +65,14 @@ def write(out: Path, items: int) -> None:
     print(f"wrote {out / 'pairs.md'} ({len(sample)} items) and {out / 'key.json'}")
 
 
-def score(out: Path) -> None:
+def score(out: Path) -> Counter[str]:
+    """How often each way (or a tie) was preferred, the judgments decoded with the key."""
     key = json.loads((out / "key.json").read_text(encoding="utf-8"))
     preferred: Counter[str] = Counter()
     for line in (out / "judgments.tsv").read_text(encoding="utf-8").splitlines():
         item, verdict = line.split("\t")[:2]
         preferred["tie" if verdict == "tie" else key[item][verdict]] += 1
-    print("preferred: " + ", ".join(f"{way} {preferred[way]}" for way in (*WAYS, "tie")))
+    return preferred
 
 
 def main() -> None:
@@ -80,7 +81,11 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--items", type=int, default=100)
     args = parser.parse_args()
-    write(args.out, args.items) if args.command == "write" else score(args.out)
+    if args.command == "write":
+        write(args.out, args.items)
+    else:
+        preferred = score(args.out)
+        print("preferred: " + ", ".join(f"{way} {preferred[way]}" for way in (*WAYS, "tie")))
 
 
 if __name__ == "__main__":

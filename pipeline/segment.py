@@ -2,7 +2,7 @@
 
 Only what sentence boundaries need runs, in `nlp.pipe` batches: by default spaCy's
 sentence recogniser (`senter`, with its own small tok2vec) after two punctuation rules,
-or (`sentence_boundaries = "parser"`) tok2vec + the dependency parser, five times slower
+or (`sentence_boundaries = "parser"`) tok2vec + the dependency parser, about seven times slower
 and more inclined to cut spoken turns before "and"/"but"/"yeah" (docs/performance.md,
 "Segmentation: senter or parser"). A component first merges transcriber markup
 ("[inaudible]", "<UNSURE>") into single tokens that never start a sentence, so a bracket

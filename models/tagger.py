@@ -147,17 +147,19 @@ def pad_batch(
     import torch
 
     width = padded_width(max(len(r) for r in rows), pad_multiple)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
+    row_lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    # built in numpy and handed to torch without a copy: a tensor per row cost about 3% of a
+    # run's tagging time (py-spy on PriMock57)
+    positions = np.arange(width)
+    mask = (positions < row_lengths[:, None]).astype(np.int64)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    ids[mask.astype(bool)] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64,
+                                         count=int(row_lengths.sum()))
     if sentence_lengths is None or all(n == len(r) for n, r in zip(sentence_lengths, rows)):
-        return ids, mask, None, None
-    positions = torch.arange(width).unsqueeze(0)
-    sentence = positions < torch.tensor(list(sentence_lengths)).unsqueeze(1)
-    types = (mask.bool() & ~sentence).long()
-    return ids, mask, types, sentence.long()
+        return torch.from_numpy(ids), torch.from_numpy(mask), None, None
+    sentence = positions < np.asarray(sentence_lengths, dtype=np.int64)[:, None]
+    types = (mask.astype(bool) & ~sentence).astype(np.int64)
+    return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types), torch.from_numpy(sentence.astype(np.int64))
 
 
 def predictions_from_logits(

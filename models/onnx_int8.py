@@ -37,10 +37,10 @@ OUTPUTS = (STANCE, EMOTIONS, AFFECT_FOCUS)
 
 log = logging.getLogger(__name__)
 
-#: ONNX Runtime graph fusions left out when a session is made: its fused residual-add and
+#: ONNX Runtime graph fusions left out when a session is made: its fused residual add and
 #: layer norm (SkipLayerNormalization) ran slower on this project's CPU than the Add and
-#: LayerNormalization it replaces (12.7% of the forward pass against 5.5%; the whole pass
-#: about 10% faster without it: docs/performance.md, "Fusions left out")
+#: LayerNormalization it replaces (12.7% of the forward pass; unfused, they add 2.8%; the
+#: whole pass about 10% faster without it: docs/performance.md, "Fusions left out")
 DISABLED_FUSIONS = ("SkipLayerNormFusion",)
 
 #: what the int8 model is made of besides the model folder: part of its cache key, so a

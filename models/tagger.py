@@ -151,14 +151,14 @@ def pad_batch(
     # built in numpy and handed to torch without a copy: a tensor per row cost about 3% of a
     # run's tagging time (py-spy on PriMock57)
     positions = np.arange(width)
-    mask = (positions < row_lengths[:, None]).astype(np.int64)
+    filled = positions < row_lengths[:, None]
+    mask = filled.astype(np.int64)
     ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    ids[mask.astype(bool)] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64,
-                                         count=int(row_lengths.sum()))
+    ids[filled] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(row_lengths.sum()))
     if sentence_lengths is None or all(n == len(r) for n, r in zip(sentence_lengths, rows)):
         return torch.from_numpy(ids), torch.from_numpy(mask), None, None
     sentence = positions < np.asarray(sentence_lengths, dtype=np.int64)[:, None]
-    types = (mask.astype(bool) & ~sentence).astype(np.int64)
+    types = (filled & ~sentence).astype(np.int64)
     return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types), torch.from_numpy(sentence.astype(np.int64))
 
 

@@ -33,7 +33,7 @@ def test_rows_of_any_length_match_a_plain_python_padding(multiple: int) -> None:
         assert [tensor.tolist() for tensor in got if tensor is not None] == expected
 
 
-def test_rows_without_context_need_no_token_types() -> None:
-    ids, mask, types, pool = pad_batch([[5, 6, 7], [8]], 0, [3, 1], pad_multiple=1)
+def test_without_sentence_lengths_rows_are_all_sentence() -> None:
+    ids, mask, types, pool = pad_batch([[5, 6, 7], [8]], 0, pad_multiple=1)
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     assert types is None and pool is None

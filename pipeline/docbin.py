@@ -7,6 +7,7 @@ is needed to write or read it. Span groups: `stance` and `emotions` (label = the
 from __future__ import annotations
 
 import contextlib
+import functools
 import struct
 import tempfile
 import zlib
@@ -108,6 +109,14 @@ def write_docbin(path: Path, turns: Iterable[tuple[str, list[SentenceRecord]]]) 
 _TOKEN_STRINGS = ["ORTH", "TAG", "LEMMA", "NORM", "MORPH", "DEP", "ENT_TYPE", "ENT_KB_ID", "ENT_ID"]
 
 
+@functools.cache
+def _string_columns(attrs: tuple[int, ...]) -> list[int]:
+    """Where the `_TOKEN_STRINGS` are among a DocBin's attributes (all of them are there)."""
+    from spacy.attrs import IDS
+
+    return [attrs.index(IDS[name]) for name in _TOKEN_STRINGS]
+
+
 class _Spill:
     """The columns of a DocBin message, written Doc by Doc to unlinked temp files."""
 
@@ -121,6 +130,12 @@ class _Spill:
         self.files = {name: tempfile.TemporaryFile(dir=self._folder) for name in self.COLUMNS}  # noqa: SIM115
         self.lengths: list[int] = []
         self.strings: set[str] = set()
+        # the token strings' hashes, over all Docs: each distinct one is looked up once, at
+        # the end, rather than once per Doc that holds it
+        self.string_hashes: set[int] = set()
+        self.vocab: Any = None
+        # one packer for every message (srsly's msgpack_dumps builds a new one per call)
+        self.packer: Any = None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -130,9 +145,12 @@ class _Spill:
     def add(self, doc: Any, attrs: list[int]) -> None:
         """What DocBin.add keeps of a Doc, in the same form."""
         import numpy
-        import srsly
         from spacy.attrs import SPACY
+        from srsly.msgpack import Packer
 
+        if self.packer is None:
+            self.packer, self.vocab = Packer(use_bin_type=True), doc.vocab
+        pack = self.packer.pack
         array = doc.to_array(attrs)
         if len(array.shape) == 1:
             array = array.reshape((array.shape[0], 1))
@@ -142,15 +160,15 @@ class _Spill:
         self.lengths.append(len(array))
         # DocBin.add keeps each token's text, tag, lemma, norm, morph, dep and entity strings;
         # read as hashes from one array instead of Token by Token (a third of the write)
-        hashes = numpy.unique(doc.to_array(_TOKEN_STRINGS)) if len(doc) else []
-        self.strings.update(doc.vocab.strings[int(h)] for h in hashes)
+        if len(doc):
+            self.string_hashes.update(numpy.unique(array[:, _string_columns(tuple(attrs))]).tolist())
         for group in doc.spans.values():
             for span in group:
                 self.strings.add(span.label_)
-        self.files["cats"].write(srsly.msgpack_dumps(doc.cats))
-        self.files["flags"].write(srsly.msgpack_dumps({"has_unknown_spaces": doc.has_unknown_spaces}))
-        self.files["span_groups"].write(srsly.msgpack_dumps(doc.spans.to_bytes()))
-        self.files["user_data"].write(srsly.msgpack_dumps(srsly.msgpack_dumps(doc.user_data)))
+        self.files["cats"].write(pack(doc.cats))
+        self.files["flags"].write(pack({"has_unknown_spaces": doc.has_unknown_spaces}))
+        self.files["span_groups"].write(pack(doc.spans.to_bytes()))
+        self.files["user_data"].write(pack(pack(doc.user_data)))
 
     def write(self, handle: Any, version: str, attrs: list[int]) -> None:
         """The zlib-compressed msgpack map DocBin.to_bytes makes, in the same key order."""
@@ -181,7 +199,8 @@ class _Spill:
         out(pack("spaces"))
         binary("spaces")
         out(pack("lengths") + pack(numpy.asarray(self.lengths, dtype="int32").tobytes("C")))
-        out(pack("strings") + pack(sorted(self.strings)))
+        strings = self.strings | {self.vocab.strings[h] for h in self.string_hashes}
+        out(pack("strings") + pack(sorted(strings)))
         for key, name in (("cats", "cats"), ("flags", "flags"), ("span_groups", "span_groups"),
                           ("user_data", "user_data")):
             out(pack(key) + _array_header(n))

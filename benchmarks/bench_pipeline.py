@@ -11,7 +11,8 @@ on its own line and left out of every rate (a user pays it once per run, whateve
     same context as epistance gives it.
 (b) epistance: pipeline.annotate.annotate_corpus (ingest, segment, tag, write JSONL, Parquet,
     DocBin, manifest) with the default run config (precision "auto", two lanes; --precision
-    to run (b) and (c) in another).
+    to run (b) and (c) in another). On Linux its corpus files are written by a process it
+    forks (pipeline.corpus_writer) while it tags; its time counts in (b)'s wall time.
 (c) ceiling: the default tagger's forward pass alone (tagger.logits, length-sorted token-budget
     batches) on (b)'s own sentences and contexts, run two ways: one call on every core, and
     in (b)'s lanes (calls of SENTENCES_PER_GROUP sentences from two threads, the cores shared
@@ -212,6 +213,9 @@ def main() -> None:
 
     summary = run_b(recorder)
     b_rss = peak_rss_mb()
+    # the corpus files are written by a process forked from this one (pipeline.corpus_writer):
+    # its peak counts the pages it shares with this process, so it is shown on its own
+    writer_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     texts, contexts, predictions = recorder.texts, recorder.contexts, recorder.predictions
     b_n = summary.sentences_tagged
 
@@ -282,7 +286,8 @@ def main() -> None:
     print(f"(b)'s labels = float32 labels: stance {agree['stance']:.2%}, emotions (whole set) "
           f"{agree['emotions']:.2%}, affect_focus {agree['affect_focus']:.2%}")
     print(f"peak RSS after (b): {b_rss:.0f} MB (spaCy for segmentation, the {precision} tagger and the run); "
-          f"whole benchmark, every model loaded: {peak_rss_mb():.0f} MB")
+          f"whole benchmark, every model loaded: {peak_rss_mb():.0f} MB; the forked corpus writer: "
+          f"{writer_rss:.0f} MB, counting the pages it shares with the run")
     print(f"machine: os.cpu_count()={os.cpu_count()}, {platform.machine()}, torch threads={torch.get_num_threads()}, "
           f"torch {torch.__version__}, python {platform.python_version()}")
     result = {

@@ -62,6 +62,7 @@ from pipeline.corpus_io import (
     sentences_parquet_writer,
     write_manifest,
 )
+from pipeline.corpus_writer import CorpusFilesWriter, corpus_files_writer
 from pipeline.docbin import docbin_writer
 from pipeline.errors import CorpusError, PipelineError
 from pipeline.ingest import InputUnit, build_transcript, discover_inputs, read_raw
@@ -515,11 +516,14 @@ def retrying(attempt: Callable[[bool], Result], display_path: str, retry_delays:
 
 
 def assemble_corpus(context: RunContext, results: Sequence[UnitResult], speakers: SpeakerTable,
-                    started: datetime, *, orchestrator: str = "none", flow_run_id: str | None = None) -> RunSummary:
+                    started: datetime, *, orchestrator: str = "none", flow_run_id: str | None = None,
+                    files_writer: CorpusFilesWriter | None = None) -> RunSummary:
     """Write the corpus files, the manifest and run.json from the parts of `results`, drop
-    parts no longer used, and return the run summary. Call it holding the corpus lock."""
+    parts no longer used, and return the run summary. Call it holding the corpus lock.
+    `files_writer`: the process that has been writing the corpus files during the run
+    (`annotate_corpus`), told here to publish them or to drop them."""
     entries = [r.entry for r in results]
-    counts = _write_outputs(context, entries, speakers)
+    counts = _write_outputs(context, entries, speakers, files_writer)
     _prune_parts(context.parts_dir, {e.key for e in entries if e.key})
     finished = datetime.now(UTC)
     ok = [r for r in results if r.entry.status == "ok"]
@@ -569,13 +573,17 @@ def annotate_corpus(inputs: Sequence[Path], out_dir: Path, config: RunConfig, so
     """
     started = datetime.now(UTC)
     ensure_private_dir(out_dir)
-    with corpus_lock(out_dir):
+    # the corpus files are written by a forked process while the lanes tag (Linux): forked
+    # first, so that it holds neither the lock nor anything the run opens
+    with corpus_files_writer(_write_corpus_files) as files_writer, corpus_lock(out_dir):
         begin_run(out_dir)
         pseudonym, speakers = begin_pseudonymisation(config.pseudonymise, out_dir, speakers)
         context = RunContext(out_dir=out_dir, config=config, model_ref=source.model_ref, schema_ref=source.schema.ref,
                              pseudonym=pseudonym)
         workers = Workers(config, source, segmenter)
         planned = plan_units(inputs)
+        if files_writer is not None:
+            files_writer.begin(sorted(p.transcript_id for p in planned if not p.duplicate), context, speakers)
         done = 0
 
         def prepare(item: PlannedUnit) -> UnitResult | Ready[tuple[NewUnit, SegmentedTranscript]]:
@@ -595,13 +603,15 @@ def annotate_corpus(inputs: Sequence[Path], out_dir: Path, config: RunConfig, so
         def report(index: int, result: UnitResult) -> None:
             nonlocal done
             done += 1
+            if files_writer is not None and not planned[index].duplicate:
+                files_writer.add(result.entry, new=result.was_new)
             if progress:
                 progress(result.transcript_id, done, len(planned))
 
         lanes = max(1, config.orchestration.max_workers)
         with long_lived_objects_frozen(), workers.in_lanes(lanes):
             results = run_lanes(planned, lanes, SENTENCES_PER_GROUP, prepare, finish, report)
-        return assemble_corpus(context, results, speakers, started)
+        return assemble_corpus(context, results, speakers, started, files_writer=files_writer)
 
 
 # -- assembly ----------------------------------------------------------------------------
@@ -638,21 +648,26 @@ def _unchanged_counts(out_dir: Path, key: str) -> dict[str, Any] | None:
     return previous.counts if not output_problems(out_dir, previous) else None
 
 
-def _write_outputs(context: RunContext, entries: list[InputEntry], speakers: SpeakerTable) -> dict[str, Any]:
+def _write_outputs(context: RunContext, entries: list[InputEntry], speakers: SpeakerTable,
+                   files_writer: CorpusFilesWriter | None = None) -> dict[str, Any]:
     """Write the corpus files and the manifest from the parts of `entries`; nothing is
     rewritten when the corpus already there was made from the same things."""
     key = assembly_key(context, entries, speakers)
     unchanged = _unchanged_counts(context.out_dir, key)
     if unchanged is not None:
+        if files_writer is not None:
+            files_writer.drop()
         logger.info("nothing changed since the corpus was written: outputs left as they are")
         return unchanged
-    counts = _write_corpus_files(context, sorted((e for e in entries if e.status == "ok"),
-                                                key=lambda e: e.transcript_id), speakers)
+    counts = files_writer.publish() if files_writer is not None else None
+    if counts is None:
+        counts = _write_corpus_files(context, speakers, sorted((e for e in entries if e.status == "ok"),
+                                                              key=lambda e: e.transcript_id))
     _write_manifest(context, entries, key, counts)
     return counts
 
 
-def _write_corpus_files(context: RunContext, ok_entries: Iterable[InputEntry], speakers: SpeakerTable
+def _write_corpus_files(context: RunContext, speakers: SpeakerTable, ok_entries: Iterable[InputEntry]
                         ) -> dict[str, Any]:
     """Stream sentences.jsonl, sentences.parquet and docs.spacy from the parts of
     `ok_entries`, taken in corpus order (one transcript in memory at a time); what they hold.

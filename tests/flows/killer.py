@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import signal
 import sys
@@ -23,13 +24,34 @@ from typing import Any, Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-counts = {"predict": 0, "bytes": 0, "fsync": 0, "replace": 0}
+class _Counts:
+    """The events so far, in memory shared with the corpus writer the run forks
+    (pipeline.corpus_writer): its file writes and renames count and kill like the run's."""
+
+    NAMES = ("predict", "bytes", "fsync", "replace")
+
+    def __init__(self) -> None:
+        self._values = multiprocessing.get_context("fork").Array("q", len(self.NAMES))
+
+    def __getitem__(self, name: str) -> int:
+        return int(self._values[self.NAMES.index(name)])
+
+    def add(self, name: str, value: int = 1) -> None:
+        with self._values.get_lock():  # the run's lanes and the writer count at once
+            self._values[self.NAMES.index(name)] += value
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: self[name] for name in self.NAMES}
+
+
+counts = _Counts()
 kill_kind, kill_arg = "", ""
 
 
 def _die() -> None:
+    """SIGKILL the run and its corpus writer (the test starts the run in a session of its own)."""
     sys.stdout.flush()
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def _reached(kind: str, detail: str = "") -> None:
@@ -52,7 +74,7 @@ class _KillingFile:
             self._handle.write(data[:cut])  # half the chunk reaches the temp file
             self._handle.flush()
             _die()
-        counts["bytes"] += len(data)
+        counts.add("bytes", len(data))
         return int(self._handle.write(data))
 
     def __getattr__(self, name: str) -> Any:
@@ -75,12 +97,12 @@ class _OsProxy:
         return _KillingFile(os.fdopen(fd, *args, **kwargs))
 
     def fsync(self, fd: int) -> None:
-        counts["fsync"] += 1
+        counts.add("fsync")
         _reached("fsync")
         os.fsync(fd)
 
     def replace(self, src: Any, dst: Any) -> None:
-        counts["replace"] += 1
+        counts.add("replace")
         _reached("replace", str(dst))
         os.replace(src, dst)
 
@@ -93,7 +115,7 @@ def install() -> None:
     predict = HashTagger.predict
 
     def counted_predict(self: HashTagger, texts: Any, contexts: Any = None) -> Any:
-        counts["predict"] += 1
+        counts.add("predict")
         _reached("predict")
         return predict(self, texts, contexts)
 
@@ -140,7 +162,7 @@ def main() -> None:
         print("go", flush=True)
         run_flow([args.inputs], args.out, config, api_url=url, metadata=args.metadata,
                  tagger_factory="tests.flows.helpers:hash_tagger_source")
-    print(json.dumps(counts), flush=True)
+    print(json.dumps(counts.as_dict()), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ the flow (`pytest -m slow tests/flows/test_kill_resume.py`).
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -62,7 +63,7 @@ def run_child(mode: str, inputs: Path, out: Path, kill: str = "", prefect_home: 
         try:
             child.wait(timeout=float(kill.split(":", 1)[1]))
         except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGKILL)
+            os.killpg(child.pid, signal.SIGKILL)  # the run and its corpus writer
     rest, _ = child.communicate(timeout=300)
     return child.returncode, first + rest, time.monotonic() - go
 

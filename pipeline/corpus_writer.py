@@ -120,7 +120,10 @@ class CorpusFilesWriter:
 
     def add(self, entry: InputEntry, *, new: bool) -> None:
         """A transcript's result (`new`: tagged in this run). The first new one starts the
-        writer; from then on each entry is sent, with those waiting for it, once its turn comes."""
+        writer; from then on each entry is sent, with those waiting for it, once its turn comes.
+        When the writer lags far behind (its pipe full: cached transcripts come faster than
+        it writes them) this waits for it, so the run goes at its pace: no slower than
+        writing the files after tagging."""
         self._waiting[entry.transcript_id] = entry if entry.status == "ok" else None
         if new and not self._started:
             self._started = True

@@ -1,5 +1,6 @@
 """Child process of the kill/resume tests: annotate a corpus with the core or the flow, and
-SIGKILL itself at an injected point (or let the parent kill it after a random delay).
+SIGKILL itself, with the corpus writer it forks, at an injected point (or let the parent
+kill its process group after a random delay).
 
     python tests/flows/killer.py --mode core|flow --inputs IN --out OUT [--metadata CSV]
                                  [--kill predict:N | bytes:N | fsync:N | replace:N | replace:NAME]

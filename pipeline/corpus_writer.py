@@ -110,7 +110,8 @@ class CorpusFilesWriter:
                                         name="epistance-corpus-writer")
         self._process.start()
         child_end.close()
-        self._alive = True
+        self._open = True  # until the writer is stopped and joined
+        self._alive = True  # while it takes messages
 
     def begin(self, corpus_order: Sequence[str], *args: Any) -> None:
         """What to write: the transcript ids that can be in the corpus, in corpus order (one
@@ -151,7 +152,7 @@ class CorpusFilesWriter:
 
     def drop(self) -> None:
         """Leave the files unpublished and stop the writer (nothing to do once it has stopped)."""
-        if not self._alive:
+        if not self._open:
             return
         self._stop.set()  # before the message: entries already sent are not written first
         self._send(_DROP)
@@ -168,8 +169,8 @@ class CorpusFilesWriter:
 
     def _reply(self) -> Any:
         """The writer's answer, however long the files it still has to write take; None if
-        it exits without one."""
-        if not self._alive:
+        it exits without one (one it sent before exiting is still read)."""
+        if not self._open:
             return None
         try:
             while not self._connection.poll(1.0):
@@ -180,7 +181,7 @@ class CorpusFilesWriter:
             return None
 
     def _exit(self) -> None:
-        self._alive = False
+        self._open = self._alive = False
         self._connection.close()
         self._process.join(EXIT_TIMEOUT_S)
         if self._process.is_alive():

@@ -103,11 +103,16 @@ def dying(entries: Iterable[InputEntry]) -> dict[str, Any]:
     os._exit(3)  # killed, say by the kernel's out-of-memory killer
 
 
-@pytest.mark.parametrize("write", [failing, dying])
-def test_a_writer_that_fails_or_dies_tells_the_run_to_write_the_files_itself(write) -> None:  # type: ignore[no-untyped-def]
-    writer = started(write, ["a"])
+@pytest.mark.parametrize(("write", "said"), [(failing, "failed (ValueError)"), (dying, "stopped")])
+def test_a_writer_that_fails_or_dies_tells_the_run_to_write_the_files_itself(
+        write, said: str, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    writer = started(write, ["a", "b", "c"])
     writer.add(entry("a"), new=True)
+    writer.add(entry("b"), new=True)  # sent after the writer may have gone
+    writer.add(entry("c"), new=True)
     assert writer.publish() is None
+    assert f"the corpus writer process {said}" in caplog.text
+    assert "a part that cannot be read" not in caplog.text  # the error's type only, never its text
 
 
 @pytest.fixture()

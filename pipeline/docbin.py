@@ -88,7 +88,7 @@ def docbin_writer(path: Path) -> Iterator[Callable[[str, list[SentenceRecord]], 
 
     nlp = spacy.blank("en")
     layout = DocBin(store_user_data=True)  # the format's version and attribute list
-    with _msgpack_extensions_looked_up_once(), _Spill(path.parent) as spill:
+    with _msgpack_extensions_looked_up_once(), _Spill(path.parent, nlp.vocab) as spill:
 
         def add(turn_text: str, rows: list[SentenceRecord]) -> None:
             if rows:
@@ -122,10 +122,13 @@ class _Spill:
 
     COLUMNS = ("tokens", "spaces", "cats", "flags", "span_groups", "user_data")
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, vocab: Any) -> None:
         self._folder = folder
+        self._vocab = vocab  # the Docs' vocab: it decodes the token strings' hashes at the end
 
     def __enter__(self) -> Self:
+        from srsly.msgpack import Packer
+
         # unlinked at once: nothing is left behind if the run is killed; closed in __exit__
         self.files = {name: tempfile.TemporaryFile(dir=self._folder) for name in self.COLUMNS}  # noqa: SIM115
         self.lengths: list[int] = []
@@ -133,9 +136,8 @@ class _Spill:
         # the token strings' hashes, over all Docs: each distinct one is looked up once, at
         # the end, rather than once per Doc that holds it
         self.string_hashes: set[int] = set()
-        self.vocab: Any = None
         # one packer for every message (srsly's msgpack_dumps builds a new one per call)
-        self.packer: Any = None
+        self.pack = Packer(use_bin_type=True).pack
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -146,11 +148,8 @@ class _Spill:
         """What DocBin.add keeps of a Doc, in the same form."""
         import numpy
         from spacy.attrs import SPACY
-        from srsly.msgpack import Packer
 
-        if self.packer is None:
-            self.packer, self.vocab = Packer(use_bin_type=True), doc.vocab
-        pack = self.packer.pack
+        pack = self.pack
         array = doc.to_array(attrs)
         if len(array.shape) == 1:
             array = array.reshape((array.shape[0], 1))
@@ -199,7 +198,7 @@ class _Spill:
         out(pack("spaces"))
         binary("spaces")
         out(pack("lengths") + pack(numpy.asarray(self.lengths, dtype="int32").tobytes("C")))
-        strings = self.strings | {self.vocab.strings[h] for h in self.string_hashes}
+        strings = self.strings | {self._vocab.strings[h] for h in self.string_hashes}
         out(pack("strings") + pack(sorted(strings)))
         for key, name in (("cats", "cats"), ("flags", "flags"), ("span_groups", "span_groups"),
                           ("user_data", "user_data")):

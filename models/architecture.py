@@ -91,6 +91,13 @@ def freeze_below(encoder: Any, layers_from: int, freeze_word_embeddings: bool) -
             layer.requires_grad_(False)
 
 
+def mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of `states` [rows, tokens, hidden] over the tokens `mask` marks (the first
+    ``mask.shape[1]`` tokens of each row are the only ones it may mark)."""
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states[:, :mask.shape[1]] * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
 class TaggerNet(nn.Module):
     def __init__(self, encoder: Any, hidden_size: int, schema: LabelSchema, head_dropout: float = 0.1):
         super().__init__()
@@ -108,14 +115,17 @@ class TaggerNet(nn.Module):
              token_type_ids: torch.Tensor | None = None, pool_mask: torch.Tensor | None = None) -> torch.Tensor:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                               token_type_ids=token_type_ids).last_hidden_state
-        mask = (attention_mask if pool_mask is None else pool_mask).unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return mean_pool(states, attention_mask if pool_mask is None else pool_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None,
                 pool_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Logits per layer; ``pool_mask`` (default: ``attention_mask``) marks the sentence tokens."""
-        pooled = self.dropout(self.pool(input_ids, attention_mask, token_type_ids, pool_mask)).float()
+        return self.head_logits(self.pool(input_ids, attention_mask, token_type_ids, pool_mask))
+
+    def head_logits(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits per layer from the pooled sentence vectors."""
+        pooled = self.dropout(pooled).float()
         return {
             STANCE: self.heads[STANCE](pooled),
             EMOTIONS: self.heads[EMOTIONS](pooled),

@@ -101,16 +101,26 @@ def _scale(input_range: Any, weight_range: Any, alpha: float) -> Any:
     return (input_range.clamp(min=1e-5).pow(alpha) / weight_range.clamp(min=1e-5).pow(1 - alpha)).clamp(min=1e-5)
 
 
+_INPUT_SCALE = "int8_input_scale"
+
+
 def _scale_input(module: Any, inverse: Any) -> None:
     """Multiply `module`'s first input by `inverse` (traced into the ONNX graph as one Mul)."""
-    module.register_buffer("int8_input_scale", inverse)
+    module.register_buffer(_INPUT_SCALE, inverse)
 
     def hook(mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        scale = getattr(mod, _INPUT_SCALE)
         if args:
-            return (args[0] * mod.int8_input_scale, *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": kwargs["hidden_states"] * mod.int8_input_scale}
+            return (args[0] * scale, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": kwargs["hidden_states"] * scale}
 
     module.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def input_scale(module: Any) -> Any:
+    """What `smoothed_copy` multiplies `module`'s first input by when the module is called
+    (None: nothing); for code that uses the module's parts without calling it."""
+    return getattr(module, _INPUT_SCALE, None)
 
 
 def smoothed_copy(net: Any, ranges: dict[str, Any], alpha: float = ALPHA) -> Any:

@@ -8,7 +8,9 @@ Per channel matters: with one scale per weight tensor (torch's dynamic quantisat
 int8 path before) stance labels agreed with float32 on only 96.4% of PriMock57's sentences;
 per channel on 98.8% (docs/performance.md). A model folder with an int8 calibration
 (models/int8_smoothing.py) is smoothed before the export and its heads stay in float32,
-which brings in-domain agreement to 99% and more. The export and the quantisation run in a
+which brings in-domain agreement to 99% and more. A BERT-shaped network is exported with its
+top layer narrowed to the sentence's tokens (models/sentence_top.py: the context is read as
+keys and values there, as pooling only needs the sentence). The export and the quantisation run in a
 temporary folder (about 5-8 s), and the result is kept in an on-disk cache keyed by the
 model folder's manifest (models/onnx_cache.py), so later loads of the same model skip them.
 
@@ -45,7 +47,7 @@ DISABLED_FUSIONS = ("SkipLayerNormFusion",)
 
 #: what the int8 model is made of besides the model folder: part of its cache key, so a
 #: change to the export or the quantisation here must change this string
-INT8_SCHEME = f"per-channel dynamic, smoothing alpha {ALPHA} with a calibration, heads float/1"
+INT8_SCHEME = f"per-channel dynamic, smoothing alpha {ALPHA} with a calibration, heads float/1, sentence top"
 
 
 def with_onnx_int8(loaded: LoadedModel) -> LoadedModel:
@@ -115,27 +117,45 @@ def _with_tuple_outputs(net: Any) -> Any:
     return TupleOutputs()
 
 
+def example_inputs(vocab_size: int) -> tuple[Any, ...]:
+    """Three rows as the tagger makes them: a sentence, then context (token type 1), the
+    last row padded; the pooling mask (the sentence) narrowed to the longest sentence."""
+    import torch
+
+    rows, width, sentences = 3, 16, (9, 5, 3)
+    ids = torch.randint(1, vocab_size, (rows, width), generator=torch.Generator().manual_seed(0))
+    positions = torch.arange(width)
+    attention = (positions < torch.tensor([width, width, width - 4])[:, None]).long()
+    sentence = (positions < torch.tensor(sentences)[:, None]).long()
+    types = attention * (1 - sentence)
+    return ids, attention, types, sentence[:, :max(sentences)]
+
+
 def export_onnx(net: Any, path: Path) -> None:
-    """Export TaggerNet `net` (float32, eval mode) to `path`, batch and length dynamic."""
+    """Export TaggerNet `net` (float32, eval mode) to `path`, batch and length dynamic; for
+    a BERT-shaped encoder, with its top layer narrowed to the sentence
+    (`models.sentence_top`: the pooling mask's width is the number of tokens it computes)."""
     import warnings
 
     import torch
+
+    from models.sentence_top import sentence_top_net
 
     config = net.encoder.config
     attention = getattr(config, "_attn_implementation", None)
     # eager attention exports as plain MatMul/Softmax, which the quantiser and ONNX
     # Runtime's own fusions handle; the fused scaled-dot-product op came out slower
     config._attn_implementation = "eager"
-    rows, width = 2, 16
-    ones = torch.ones((rows, width), dtype=torch.long)  # token id 1: any id the vocabulary has
-    example = (ones, ones, torch.zeros_like(ones), ones)
-    dynamic = {name: {0: "rows", 1: "tokens"} for name in INPUTS} | {name: {0: "rows"} for name in OUTPUTS}
+    example = example_inputs(int(config.vocab_size))
+    dynamic = ({name: {0: "rows", 1: "tokens"} for name in INPUTS[:3]} | {"pool_mask": {0: "rows", 1: "pooled"}}
+               | {name: {0: "rows"} for name in OUTPUTS})
     was_training = net.training
     net.eval()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes about constant branches of the mask code
-            torch.onnx.export(_with_tuple_outputs(net), example, str(path), dynamo=False, opset_version=17,
+            module = sentence_top_net(net, example) or _with_tuple_outputs(net)
+            torch.onnx.export(module, example, str(path), dynamo=False, opset_version=17,
                               input_names=list(INPUTS), output_names=list(OUTPUTS), dynamic_axes=dynamic)
     finally:
         config._attn_implementation = attention
@@ -191,9 +211,13 @@ class OnnxInt8Net:
                  pool_mask: Any = None) -> dict[str, Any]:
         import torch
 
+        if pool_mask is None:  # what TaggerNet assumes: all sentence, pooled over the attention mask
+            pool_mask = attention_mask
+        # the sentence comes first in every row: the graph's top layer computes as many
+        # tokens as the pooling mask is wide (models.sentence_top), the batch's longest sentence
+        pool_mask = pool_mask[:, :int(pool_mask.sum(1).max())]
         feed = {"input_ids": input_ids, "attention_mask": attention_mask,
-                # what TaggerNet assumes when they are absent: all sentence, pooled over the mask
                 "token_type_ids": token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids),
-                "pool_mask": pool_mask if pool_mask is not None else attention_mask}
+                "pool_mask": pool_mask}
         outputs = self._session().run(list(OUTPUTS), {name: t.numpy() for name, t in feed.items()})
         return {name: torch.from_numpy(array) for name, array in zip(OUTPUTS, outputs)}

@@ -31,11 +31,11 @@ from typing import Any
 from models.artifact import MANIFEST_FILE, LoadedModel
 from models.errors import ModelError
 from models.int8_smoothing import ALPHA, RANGES_FILE, smoothed_copy
-from models.labels import AFFECT_FOCUS, EMOTIONS, STANCE
+from models.labels import LAYER_NAMES
 from models.onnx_cache import cache_key, cached
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pool_mask")
-OUTPUTS = (STANCE, EMOTIONS, AFFECT_FOCUS)
+OUTPUTS = LAYER_NAMES  # the graph's outputs, in this order
 
 log = logging.getLogger(__name__)
 

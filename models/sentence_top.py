@@ -26,11 +26,12 @@ from torch import nn
 
 from models.architecture import mean_pool
 from models.int8_smoothing import bert_layers, input_scale
-from models.labels import AFFECT_FOCUS, EMOTIONS, STANCE
+from models.labels import LAYER_NAMES
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = (STANCE, EMOTIONS, AFFECT_FOCUS)
+#: the exported graph's outputs, in this order (as models.onnx_int8 names them)
+OUTPUTS = LAYER_NAMES
 
 
 def encoder_layer(layer: Any, states: torch.Tensor, blocked: torch.Tensor, queries: int | None = None) -> torch.Tensor:
@@ -76,9 +77,9 @@ class SentenceTopNet(nn.Module):
 
 
 def sentence_top_net(net: Any, example: tuple[torch.Tensor, ...]) -> SentenceTopNet | None:
-    """`SentenceTopNet` of TaggerNet `net` (eval mode) if it gives `net`'s logits on `example`
-    (input ids, attention mask, token types, pooling mask; the mask narrowed as the caller
-    will narrow it), else None."""
+    """`SentenceTopNet` of TaggerNet `net` (eval mode) if, given `example` (input ids,
+    attention mask, token types, pooling mask) with its pooling mask narrowed as
+    `OnnxInt8Net` narrows it, it gives `net`'s logits, else None."""
     layers = bert_layers(net)
     if layers is None:
         return None

@@ -13,8 +13,7 @@ import torch
 from models import sentence_top
 from models.artifact import load_model_dir
 from models.int8_smoothing import smoothed_copy
-from models.labels import AFFECT_FOCUS, EMOTIONS, STANCE
-from models.onnx_int8 import INPUTS, example_inputs, export_onnx
+from models.onnx_int8 import INPUTS, OUTPUTS, example_inputs, export_onnx
 from models.tagger import attach_context, encode, pad_batch
 
 SENTENCES = ["i was scared and worried", "mm okay", "the trial evidence on risk is clear", "so happy"]
@@ -40,7 +39,7 @@ def test_the_narrowed_top_layer_gives_the_networks_logits(trained_model: Path, s
     with torch.no_grad():
         expected = net(ids, mask, types, pool)
         got = top(ids, mask, types, narrowed)
-    for name, value in zip((STANCE, EMOTIONS, AFFECT_FOCUS), got):
+    for name, value in zip(OUTPUTS, got):
         np.testing.assert_allclose(value.numpy(), expected[name].numpy(), atol=1e-5)
 
 
@@ -94,5 +93,5 @@ def test_an_encoder_the_rewrite_does_not_match_is_exported_whole(trained_model: 
     session = onnxruntime.InferenceSession(str(tmp_path / "exported.onnx"), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         expected = net(ids, mask, types, pool)
-    for name, value in zip((STANCE, EMOTIONS, AFFECT_FOCUS), session.run(None, feed)):
+    for name, value in zip(OUTPUTS, session.run(None, feed)):
         np.testing.assert_allclose(value, expected[name].numpy(), atol=1e-4)

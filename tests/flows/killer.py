@@ -41,6 +41,10 @@ class _Counts:
         with self._values.get_lock():  # the run's lanes and the writer count at once
             self._values[self.NAMES.index(name)] += value
 
+    def lock(self) -> Any:
+        """The (re-entrant) lock that counting takes, shared with the corpus writer."""
+        return self._values.get_lock()
+
     def as_dict(self) -> dict[str, int]:
         return {name: self[name] for name in self.NAMES}
 
@@ -103,9 +107,13 @@ class _OsProxy:
         os.fsync(fd)
 
     def replace(self, src: Any, dst: Any) -> None:
-        counts.add("replace")
-        _reached("replace", str(dst))
-        os.replace(src, dst)
+        # counted and done under one lock, so that before the Nth rename exactly N - 1 are
+        # done: when the lanes renamed at once, the kill could land between another lane's
+        # count and its rename
+        with counts.lock():
+            counts.add("replace")
+            _reached("replace", str(dst))
+            os.replace(src, dst)
 
 
 def install() -> None:

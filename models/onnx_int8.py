@@ -211,11 +211,13 @@ class OnnxInt8Net:
                  pool_mask: Any = None) -> dict[str, Any]:
         import torch
 
+        from models.sentence_top import pooled_width
+
         if pool_mask is None:  # what TaggerNet assumes: all sentence, pooled over the attention mask
             pool_mask = attention_mask
-        # the sentence comes first in every row: the graph's top layer computes as many
-        # tokens as the pooling mask is wide (models.sentence_top), the batch's longest sentence
-        pool_mask = pool_mask[:, :int(pool_mask.sum(1).max())]
+        # the graph's top layer computes as many tokens as the pooling mask is wide
+        # (models.sentence_top): up to the last pooled one, the batch's longest sentence
+        pool_mask = pool_mask[:, :pooled_width(pool_mask)]
         feed = {"input_ids": input_ids, "attention_mask": attention_mask,
                 "token_type_ids": token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids),
                 "pool_mask": pool_mask}

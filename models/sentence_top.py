@@ -76,6 +76,14 @@ class SentenceTopNet(nn.Module):
         return tuple(logits[name] for name in OUTPUTS)
 
 
+def pooled_width(pool_mask: torch.Tensor) -> int:
+    """How many leading tokens the top layer must compute for `pool_mask` [rows, tokens]:
+    up to the last token any row pools over (the tagger's sentences come first in every
+    row, so this is the longest sentence), and at least one."""
+    pooled = torch.nonzero(pool_mask.any(0))
+    return int(pooled.max()) + 1 if len(pooled) else 1
+
+
 def sentence_top_net(net: Any, example: tuple[torch.Tensor, ...]) -> SentenceTopNet | None:
     """`SentenceTopNet` of TaggerNet `net` (eval mode) if, given `example` (input ids,
     attention mask, token types, pooling mask) with its pooling mask narrowed as
@@ -85,7 +93,7 @@ def sentence_top_net(net: Any, example: tuple[torch.Tensor, ...]) -> SentenceTop
         return None
     top = SentenceTopNet(net, list(layers))
     input_ids, attention_mask, token_types, pool_mask = example
-    narrowed = pool_mask[:, :int(pool_mask.sum(1).max())]
+    narrowed = pool_mask[:, :pooled_width(pool_mask)]
     with torch.no_grad():
         expected = net(input_ids, attention_mask, token_types, pool_mask)
         try:

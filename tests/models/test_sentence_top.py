@@ -43,6 +43,23 @@ def test_the_narrowed_top_layer_gives_the_networks_logits(trained_model: Path, s
         np.testing.assert_allclose(value.numpy(), expected[name].numpy(), atol=1e-5)
 
 
+def test_a_pooling_mask_that_skips_tokens_keeps_them_all_in_the_top_layer(trained_model: Path) -> None:
+    loaded = load_model_dir(trained_model)
+    net = loaded.net.eval()
+    ids, mask, types, pool = _batch(loaded)
+    pool = pool.clone()
+    pool[:, 0] = 0  # [CLS] not pooled: the last pooled token is past the row's count of them
+    assert sentence_top.pooled_width(pool) == int(pool.sum(1).max()) + 1
+    top = sentence_top.sentence_top_net(net, example_inputs(net.encoder.config.vocab_size))
+    assert top is not None
+    with torch.no_grad():
+        expected = net(ids, mask, types, pool)
+        got = top(ids, mask, types, pool[:, :sentence_top.pooled_width(pool)])
+    for name, value in zip(OUTPUTS, got):
+        np.testing.assert_allclose(value.numpy(), expected[name].numpy(), atol=1e-5)
+    assert sentence_top.pooled_width(torch.zeros_like(pool)) == 1
+
+
 def _matmul_token_counts(model: Path, feed: dict[str, np.ndarray], tmp_path: Path) -> set[int]:
     """How many tokens per row the inputs of the model's 3-D matrix products have."""
     import onnxruntime

@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test test-slow train-default bench bench-flow bench-memory bench-segmenter clean
+.PHONY: setup run test test-slow train-default bench bench-flow bench-memory bench-segmenter bench-load clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,10 @@ bench-memory: $(STAMP)
 # the segmenter on blis vs on OpenBLAS, alone and inside annotate (about 3 min; QUICK=1: 30 s)
 bench-segmenter: $(STAMP)
 	$(PY) benchmarks/bench_segmenter.py $(if $(QUICK),--quick,)
+
+# loading the int8 tagger from its cache, without the torch network vs with it (about 1 min)
+bench-load: $(STAMP)
+	$(PY) benchmarks/bench_load.py
 
 train-default: $(STAMP)
 	bash scripts/train/train_default.sh

@@ -181,17 +181,12 @@ class LoadedModel:
     int8_ranges: dict[str, Any] | None = None
 
 
-def load_model_dir(folder: Path, expected_schema: LabelSchema | None = None) -> LoadedModel:
-    """Verify and load a model directory; refuses pickles, tampering and a schema mismatch.
+def read_model_dir(folder: Path, expected_schema: LabelSchema | None = None) -> tuple[TaggerSpec, LabelSchema]:
+    """Verify a model directory (its manifest, spec and label schema) without loading its
+    network; refuses tampering and a schema mismatch.
 
     ``expected_schema`` defaults to the configured schema (configs/labels/v1.toml).
     """
-    import torch
-    from safetensors.torch import load_file
-    from transformers import AutoTokenizer
-
-    from models.architecture import TaggerNet, add_lora, load_encoder
-
     folder = Path(folder)
     verify_model_dir(folder)
     spec = read_spec(folder)
@@ -202,6 +197,29 @@ def load_model_dir(folder: Path, expected_schema: LabelSchema | None = None) -> 
             f"{spec.schema_fingerprint}"
         )
     check_same_schema(expected_schema or load_label_schema(), schema, where=str(folder))
+    return spec, schema
+
+
+def load_tokenizer(folder: Path) -> Any:
+    """The tokenizer a model directory carries (local files only, no remote code)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(Path(folder) / TOKENIZER_DIR), local_files_only=True,
+                                         trust_remote_code=False)
+
+
+def load_model_dir(folder: Path, expected_schema: LabelSchema | None = None) -> LoadedModel:
+    """Verify and load a model directory; refuses pickles, tampering and a schema mismatch.
+
+    ``expected_schema`` defaults to the configured schema (configs/labels/v1.toml).
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from models.architecture import TaggerNet, add_lora, load_encoder
+
+    folder = Path(folder)
+    spec, schema = read_model_dir(folder, expected_schema)
     base = resolve_base(spec.base_model, expected_sha256=spec.base_sha256, revision=spec.base_revision)
     encoder = load_encoder(base.path, spec.encoder_config)
     if spec.finetune == "lora":
@@ -234,11 +252,8 @@ def load_model_dir(folder: Path, expected_schema: LabelSchema | None = None) -> 
     if spec.finetune == "lora":
         net.encoder = net.encoder.merge_and_unload()  # plain encoder: faster inference
     net.eval()
-    tokenizer = AutoTokenizer.from_pretrained(
-        str(folder / TOKENIZER_DIR), local_files_only=True, trust_remote_code=False
-    )
     log.info("loaded model %s from %s", spec.ref, folder)
-    return LoadedModel(path=folder, spec=spec, schema=schema, net=net, tokenizer=tokenizer,
+    return LoadedModel(path=folder, spec=spec, schema=schema, net=net, tokenizer=load_tokenizer(folder),
                        int8_ranges=_int8_ranges(folder, net))
 
 

@@ -12,7 +12,8 @@ which brings in-domain agreement to 99% and more. A BERT-shaped network is expor
 top layer narrowed to the sentence's tokens (models/sentence_top.py: the context is read as
 keys and values there, as pooling only needs the sentence). The export and the quantisation run in a
 temporary folder (about 5-8 s), and the result is kept in an on-disk cache keyed by the
-model folder's manifest (models/onnx_cache.py), so later loads of the same model skip them.
+model folder's manifest (models/onnx_cache.py), so later loads of the same model skip them,
+and the torch network itself (`load_int8`).
 
 `OnnxInt8Net` stands in for `models.architecture.TaggerNet` where the tagger runs it
 (`models.tagger.batched_logits`): same call, same logits. ONNX Runtime fixes a session's
@@ -28,10 +29,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from models.artifact import MANIFEST_FILE, LoadedModel
+from models.artifact import (
+    MANIFEST_FILE,
+    LoadedModel,
+    has_int8_calibration,
+    load_model_dir,
+    load_tokenizer,
+    read_model_dir,
+)
 from models.errors import ModelError
 from models.int8_smoothing import ALPHA, RANGES_FILE, smoothed_copy
-from models.labels import LAYER_NAMES
+from models.labels import AFFECT_FOCUS, EMOTIONS, LAYER_NAMES, STANCE, LabelSchema
 from models.onnx_cache import cache_key, cached
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pool_mask")
@@ -50,19 +58,30 @@ DISABLED_FUSIONS = ("SkipLayerNormFusion",)
 INT8_SCHEME = f"per-channel dynamic, smoothing alpha {ALPHA} with a calibration, heads float/1, sentence top"
 
 
-def with_onnx_int8(loaded: LoadedModel) -> LoadedModel:
-    """`loaded` with its network replaced by the int8 ONNX Runtime one (a new LoadedModel).
+def load_int8(folder: Path, expected_schema: LabelSchema | None = None) -> LoadedModel:
+    """The model in `folder`, verified as `load_model_dir` verifies it, with its network run
+    by ONNX Runtime in int8. When the int8 cache holds this model (its key is the folder's
+    manifest, which pins every file the int8 model was made from) the torch network is never
+    built: no modelling code imported, no weights read (about 2 s of every load). Otherwise
+    the network is loaded, exported and quantised, and the result cached.
     A network that cannot be exported or quantised raises a ModelError saying so."""
-    if loaded.int8_ranges is None:
+    folder = Path(folder)
+    spec, schema = read_model_dir(folder, expected_schema)
+    if not has_int8_calibration(folder):
         log.warning("%s has no int8 calibration (%s): int8 runs unsmoothed, its labels differ more from "
-                    "float32's (docs/performance.md)", loaded.spec.ref, RANGES_FILE)
-    key = cache_key((loaded.path / MANIFEST_FILE).read_bytes(), INT8_SCHEME)
-    try:
-        model = cached(key, lambda: quantised_model(loaded.net, loaded.int8_ranges))
-    except Exception as error:  # the exporter and the quantiser raise many kinds
-        raise ModelError(f"{loaded.spec.ref} cannot run in int8 ({type(error).__name__} while exporting or "
-                         "quantising it); use precision bfloat16 or float32") from error
-    return dataclasses.replace(loaded, net=OnnxInt8Net(loaded.net, model))
+                    "float32's (docs/performance.md)", spec.ref, RANGES_FILE)
+
+    def quantised() -> bytes:
+        loaded = load_model_dir(folder, expected_schema)  # verified again, the network checked too
+        try:
+            return quantised_model(loaded.net, loaded.int8_ranges)
+        except Exception as error:  # the exporter and the quantiser raise many kinds
+            raise ModelError(f"{spec.ref} cannot run in int8 ({type(error).__name__} while exporting or "
+                             "quantising it); use precision bfloat16 or float32") from error
+
+    model = cached(cache_key((folder / MANIFEST_FILE).read_bytes(), INT8_SCHEME), quantised)
+    return LoadedModel(path=folder, spec=spec, schema=schema, net=OnnxInt8Net(schema, model),
+                       tokenizer=load_tokenizer(folder))
 
 
 def quantised_model(net: Any, ranges: dict[str, Any] | None = None) -> bytes:
@@ -162,6 +181,11 @@ def export_onnx(net: Any, path: Path) -> None:
         net.train(was_training)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Head:
+    out_features: int
+
+
 class OnnxInt8Net:
     """Callable like TaggerNet (input ids, attention mask, token types, pooling mask ->
     logits per layer, as torch tensors), run by ONNX Runtime on the int8 model."""
@@ -172,8 +196,10 @@ class OnnxInt8Net:
     #: (docs/performance.md: "This release", and "Exact widths in int8" for the labels)
     pad_multiple = 1
 
-    def __init__(self, net: Any, model: bytes) -> None:
-        self.heads = net.heads  # batched_logits reads the output sizes from them
+    def __init__(self, schema: LabelSchema, model: bytes) -> None:
+        # batched_logits reads the output sizes from the heads, as TaggerNet has them
+        sizes = {STANCE: len(schema.stance_labels), EMOTIONS: len(schema.emotion_labels), AFFECT_FOCUS: 1}
+        self.heads = {name: _Head(size) for name, size in sizes.items()}
         self._model = model
         self._sessions: dict[int, Any] = {}
         self._lock = threading.Lock()

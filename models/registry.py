@@ -123,15 +123,16 @@ def load_tagger(
     with _lock:
         tagger = _cache.get(key)
         if tagger is None:
-            loaded = load_model_dir(folder, expected_schema=schema)
+            if precision == "int8":  # from the int8 cache without building the torch network
+                from models.onnx_int8 import load_int8
+
+                loaded = load_int8(folder, expected_schema=schema)
+            else:
+                loaded = load_model_dir(folder, expected_schema=schema)
             if loaded.spec.ref != resolved and not _is_path(ref):
                 raise ModelNotFoundError(
                     f"{folder} holds {loaded.spec.ref}, not {resolved}; the registry folder is misfiled"
                 )
-            if precision == "int8":
-                from models.onnx_int8 import with_onnx_int8
-
-                loaded = with_onnx_int8(loaded)
             tagger = TransformerTagger(loaded, batch_size=batch_size, precision=precision)
             _cache[key] = tagger
         return tagger

@@ -72,8 +72,8 @@ def test_smoothing_cuts_the_int8_error_an_outlier_channel_causes(trained_model: 
     exact = _logits(net, loaded)
     ids, lengths = _inputs(loaded)
     ranges = measure_input_ranges(net, ids, int(loaded.tokenizer.pad_token_id), lengths)
-    plain = np.abs(_logits(OnnxInt8Net(net, quantised_model(net)), loaded) - exact).max()
-    smoothed = np.abs(_logits(OnnxInt8Net(net, quantised_model(net, ranges)), loaded) - exact).max()
+    plain = np.abs(_logits(OnnxInt8Net(loaded.schema, quantised_model(net)), loaded) - exact).max()
+    smoothed = np.abs(_logits(OnnxInt8Net(loaded.schema, quantised_model(net, ranges)), loaded) - exact).max()
     assert smoothed < plain / 2, (smoothed, plain)
 
 

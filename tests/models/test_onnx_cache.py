@@ -1,5 +1,6 @@
-"""The on-disk cache of int8 models: a second load skips the export and quantisation, a
-damaged entry is rebuilt, and a cache that is off or unwritable only costs time."""
+"""The on-disk cache of int8 models: a second load skips the export and quantisation (and
+the torch network), a damaged entry is rebuilt, and a cache that is off or unwritable only
+costs time."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,6 +49,28 @@ def test_a_second_load_comes_from_the_cache_with_the_same_numbers(trained_model:
     assert len(calls) == 1
     assert len(list(own_cache.glob("*.onnx"))) == 1
     np.testing.assert_array_equal(first, second)
+
+
+def test_a_cached_load_builds_no_torch_network_and_still_verifies_the_folder(
+        trained_model: Path, own_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from models.errors import ModelIntegrityError
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained_model, folder)
+    first = _logits(load_tagger(str(folder), precision="int8"))
+    clear_cache()
+
+    def no_network(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the torch network was built")
+
+    monkeypatch.setattr(onnx_int8, "load_model_dir", no_network)
+    np.testing.assert_array_equal(_logits(load_tagger(str(folder), precision="int8")), first)
+    clear_cache()
+    (folder / "tagger.json").write_text((folder / "tagger.json").read_text().replace("{", "{ ", 1))
+    with pytest.raises(ModelIntegrityError):  # the manifest is checked before the cache is asked
+        load_tagger(str(folder), precision="int8")
 
 
 def test_a_damaged_entry_is_rebuilt(trained_model: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:

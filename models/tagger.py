@@ -83,7 +83,8 @@ def batched_logits(
             for idx in token_budget_batches(order, [len(token_ids[i]) for i in order], batch_size, one_width,
                                             pad_multiple=multiple):
                 lengths = [sentence_lengths[i] for i in idx] if sentence_lengths is not None else None
-                batch = pad_batch([token_ids[i] for i in idx], pad_id, lengths, pad_multiple=multiple)
+                batch: tuple[Any, ...] = pad_batch([token_ids[i] for i in idx], pad_id, lengths,
+                                                   pad_multiple=multiple)
                 if device is not None:
                     batch = tuple(None if x is None else x.to(device) for x in batch)
                 logits = net(*batch)

@@ -59,7 +59,7 @@ def atomic_file(path: Path, *, private_parent: bool = True) -> Iterator[BinaryIO
         raise
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None], *, private_parent: bool = True) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], *, private_parent: bool = True) -> None:
     """Call `write(handle)` on a temp file beside `path`, then publish it under `path`
     (`atomic_file`)."""
     with atomic_file(path, private_parent=private_parent) as handle:

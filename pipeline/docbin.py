@@ -88,14 +88,15 @@ def docbin_writer(path: Path) -> Iterator[Callable[[str, list[SentenceRecord]], 
 
     nlp = spacy.blank("en")
     layout = DocBin(store_user_data=True)  # the format's version and attribute list
+    attr_ids = [int(attr) for attr in layout.attrs]  # attribute IDs (spaCy annotates them as str)
     with _msgpack_extensions_looked_up_once(), _Spill(path.parent, nlp.vocab) as spill:
 
         def add(turn_text: str, rows: list[SentenceRecord]) -> None:
             if rows:
-                spill.add(_turn_doc(nlp, turn_text, rows), layout.attrs)
+                spill.add(_turn_doc(nlp, turn_text, rows), attr_ids)
 
         yield add
-        write_atomic(path, lambda handle: spill.write(handle, layout.version, layout.attrs))
+        write_atomic(path, lambda handle: spill.write(handle, layout.version, attr_ids))
 
 
 def write_docbin(path: Path, turns: Iterable[tuple[str, list[SentenceRecord]]]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import EmptyInputError, MalformedInputError
 from pipeline.ingest.decode import decode_text
@@ -57,7 +58,8 @@ def read_subtitles(path: Path, data: bytes, transcript_id: str, kind: str) -> Ra
         raise MalformedInputError(f"none of the {timing_lines} cue timings could be read", path=path,
                                   hint="timings look like 00:01:02.500 --> 00:01:04.000")
     skipped = malformed
-    for number, caption in enumerate(captions, start=1):
+    caption: Any
+    for number, caption in enumerate(captions.captions, start=1):
         speaker, cue_text = _speaker_and_text(caption.raw_text)
         if not cue_text:
             skipped += 1

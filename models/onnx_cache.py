@@ -6,13 +6,16 @@ weights and int8 calibration included), the int8 scheme and the versions of torc
 onnxruntime; its bytes are checked against the sha256 stored beside them, and an entry that
 does not match is rebuilt. The cache lives in ``$EPISTANCE_CACHE_DIR`` (``off`` turns it off),
 else ``$XDG_CACHE_HOME/epistance``, else ``~/.cache/epistance``. A cache that cannot be read or
-written only costs the time it would have saved.
+written only costs the time it would have saved. An entry is about 59 MB for the shipped
+model and every model or library upgrade makes a new one, so storing an entry removes those
+unused for `UNUSED_DAYS` days (an entry in use is never removed, however many there are).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +24,9 @@ from pipeline.atomic import atomic_file
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "EPISTANCE_CACHE_DIR"
+#: entries unused this long are removed when a new one is stored (their file's
+#: modification time is renewed at every use)
+UNUSED_DAYS = 30
 
 
 def cache_dir() -> Path | None:
@@ -53,6 +59,7 @@ def cached(key: str, build: Callable[[], bytes]) -> bytes:
         data = model_path.read_bytes()
         if hashlib.sha256(data).hexdigest() == digest_path.read_text().strip():
             log.info("int8 model from the cache (%s)", model_path)
+            _mark_used(model_path)
             return data
         log.warning("int8 cache entry %s does not match its checksum: rebuilding it", model_path)
     except OSError:
@@ -65,4 +72,28 @@ def cached(key: str, build: Callable[[], bytes]) -> bytes:
     except OSError as error:
         log.warning("cannot write the int8 cache in %s (%s): the next load quantises again", folder,
                     type(error).__name__)
+        return data
+    _remove_unused(folder, UNUSED_DAYS * 86400)
     return data
+
+
+def _mark_used(model_path: Path) -> None:
+    try:
+        os.utime(model_path)
+    except OSError:
+        pass  # a read-only cache still serves; its entries just age as written
+
+
+def _remove_unused(folder: Path, max_age_s: float) -> None:
+    """Remove the entries unused for longer than `max_age_s`. A load reading an entry removed
+    meanwhile finds it missing and rebuilds it, as for any entry not cached."""
+    oldest_kept = time.time() - max_age_s
+    for entry in folder.glob("*.onnx"):
+        try:
+            if entry.stat().st_mtime >= oldest_kept:
+                continue
+            entry.unlink(missing_ok=True)
+            entry.with_suffix(".sha256").unlink(missing_ok=True)
+        except OSError:
+            continue  # another process removed it, or the cache is read-only
+        log.info("int8 cache: removed %s, unused for over %d days", entry.name, max_age_s // 86400)

@@ -113,3 +113,23 @@ def test_another_model_folder_is_another_entry(trained_model: Path, own_cache: P
     clear_cache()
     load_tagger(str(other), precision="int8")
     assert len(list(own_cache.glob("*.onnx"))) == 2
+
+
+def test_entries_unused_for_a_month_are_removed_when_one_is_stored(own_cache: Path) -> None:
+    import os
+    import time
+
+    from models.onnx_cache import UNUSED_DAYS, cached
+
+    day = 86400
+    ages = {"old": UNUSED_DAYS + 1, "used-again": UNUSED_DAYS + 1, "recent": UNUSED_DAYS - 1}
+    for key in ages:
+        cached(key, lambda key=key: f"model {key}".encode())
+    for key, age in ages.items():  # as if stored and last used `age` days ago
+        then = time.time() - age * day
+        os.utime(own_cache / f"{key}.onnx", (then, then))
+    assert cached("used-again", lambda: b"not rebuilt") == b"model used-again"  # a use renews it
+    cached("new", lambda: b"model new")
+    kept = {path.stem for path in own_cache.glob("*.onnx")}
+    assert kept == {"used-again", "recent", "new"}  # "old" is gone, with its checksum
+    assert {path.stem for path in own_cache.glob("*.sha256")} == kept

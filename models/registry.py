@@ -111,7 +111,7 @@ def load_tagger(
     ``precision`` (pipeline.precision): "float32" (the library default: the model as
     trained), "bfloat16", "int8", or "auto" (what `epistance annotate` uses by default).
     """
-    from models.artifact import has_int8_calibration, load_model_dir
+    from models.artifact import has_int8_calibration, load_model_dir, read_spec
     from models.labels import load_label_schema
     from models.tagger import TransformerTagger
     from pipeline.precision import resolve_precision
@@ -123,16 +123,16 @@ def load_tagger(
     with _lock:
         tagger = _cache.get(key)
         if tagger is None:
+            # refused before loading: an int8 load would export the misfiled model first
+            held = read_spec(folder).ref
+            if held != resolved and not _is_path(ref):
+                raise ModelNotFoundError(f"{folder} holds {held}, not {resolved}; the registry folder is misfiled")
             if precision == "int8":  # from the int8 cache without building the torch network
                 from models.onnx_int8 import load_int8
 
                 loaded = load_int8(folder, expected_schema=schema)
             else:
                 loaded = load_model_dir(folder, expected_schema=schema)
-            if loaded.spec.ref != resolved and not _is_path(ref):
-                raise ModelNotFoundError(
-                    f"{folder} holds {loaded.spec.ref}, not {resolved}; the registry folder is misfiled"
-                )
             tagger = TransformerTagger(loaded, batch_size=batch_size, precision=precision)
             _cache[key] = tagger
         return tagger

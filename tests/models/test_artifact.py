@@ -78,7 +78,7 @@ def test_schema_file_swapped_consistently_is_still_refused(model_copy: Path) -> 
         load_model_dir(model_copy)
 
 
-def test_registry_resolution(trained_model: Path, tmp_path: Path) -> None:
+def test_registry_resolution(trained_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     registry = tmp_path / "registry"
     for version in ("0.0.1", "0.0.9", "0.0.10"):
         target = registry / "tiny-tagger" / version
@@ -104,6 +104,16 @@ def test_registry_resolution(trained_model: Path, tmp_path: Path) -> None:
     # a directory filed under another version than the model it holds is refused
     with pytest.raises(ModelNotFoundError, match="misfiled"):
         load_tagger("tiny-tagger@0.0.9", registry_dir=registry)
+    # in int8 too, before anything is exported or quantised
+    from models import onnx_int8
+
+    def no_export(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the misfiled model was exported")
+
+    monkeypatch.setattr(onnx_int8, "quantised_model", no_export)
+    monkeypatch.setenv("EPISTANCE_CACHE_DIR", str(tmp_path / "empty-cache"))  # no entry to load instead
+    with pytest.raises(ModelNotFoundError, match="misfiled"):
+        load_tagger("tiny-tagger@0.0.9", registry_dir=registry, precision="int8")
 
 
 def test_model_card_can_be_regenerated_from_stored_metrics(model_copy: Path) -> None:

@@ -70,6 +70,10 @@ class ModelConfig(_Strict):
     #: drawn afresh at every step, so the model also labels a sentence given alone
     #: (`epistance tag` without "context", notebooks) about as well as one that never read context
     context_dropout: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: the seed of the heads' initial weights (default: drawn from the run's seed, as
+    #: always). Runs that differ only in ``seed`` but share this start their heads alike,
+    #: which keeps their weights averageable (`epistance soup`)
+    head_init_seed: int | None = None
 
 
 class OptimConfig(_Strict):

@@ -271,6 +271,14 @@ def _build_net(config: TrainConfig, base_path: Path, schema: LabelSchema) -> tup
     else:
         freeze_below(encoder, m.train_layers_from, m.freeze_word_embeddings)
     net = TaggerNet(encoder, hidden, schema, head_dropout=m.head_dropout)
+    if m.head_init_seed is not None:
+        import torch
+
+        # a forked generator: the run's own random stream (dropout, ...) is left as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(m.head_init_seed)
+            for head in net.heads.values():
+                head.reset_parameters()
     return net, hidden, encoder_config
 
 

@@ -193,3 +193,25 @@ def test_every_training_config_in_the_repository_validates() -> None:
     for path in configs:
         config = load_train_config(path)
         assert config.resolve(config.data.gold).is_file(), path
+
+
+def test_head_init_seed_starts_the_heads_alike_and_leaves_the_run_random_stream(  # type: ignore[no-untyped-def]
+    make_config, tiny_base: Path
+) -> None:
+    from models.train import _build_net, _set_seed
+
+    schema = load_label_schema()
+
+    def heads_and_next_draw(seed: int, head_init_seed: int | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        config = make_config(seed=seed, model={"head_init_seed": head_init_seed})
+        _set_seed(seed)
+        net, _, _ = _build_net(config, tiny_base, schema)
+        return {k: v.detach().clone() for k, v in net.heads.state_dict().items()}, torch.rand(4)
+
+    a, draw_a = heads_and_next_draw(7, 3)
+    b, draw_b = heads_and_next_draw(8, 3)
+    plain, draw_plain = heads_and_next_draw(7, None)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # other run seeds, the same heads
+    assert any(not torch.equal(a[k], plain[k]) for k in a)
+    assert torch.equal(draw_a, draw_plain)  # the run's own stream is where it would be without it
+    assert not torch.equal(draw_a, draw_b)

@@ -278,7 +278,7 @@ def _build_net(config: TrainConfig, base_path: Path, schema: LabelSchema) -> tup
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(m.head_init_seed)
             for head in net.heads.values():
-                head.reset_parameters()
+                head.reset_parameters()  # type: ignore[operator]  # nn.Linear's, which mypy cannot see
     return net, hidden, encoder_config
 
 

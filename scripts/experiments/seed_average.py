@@ -25,17 +25,17 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer
 
-from models.artifact import WEIGHTS_FILE  # noqa: E402
-from models.base import resolve_base  # noqa: E402
-from models.config import load_train_config  # noqa: E402
-from models.evaluate import compute_metrics, headline  # noqa: E402
-from models.labels import load_label_schema  # noqa: E402
-from models.tagger import attach_context, batched_logits, encode, predictions_from_logits  # noqa: E402
-from models.train import _build_net, calibrate, dev_score, prepare_data  # noqa: E402
+from models.artifact import WEIGHTS_FILE
+from models.base import resolve_base
+from models.config import load_train_config
+from models.evaluate import compute_metrics, headline
+from models.labels import load_label_schema
+from models.tagger import attach_context, batched_logits, encode, predictions_from_logits
+from models.train import _build_net, calibrate, dev_score, prepare_data
 
 
 def averaged(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

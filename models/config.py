@@ -9,7 +9,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -107,6 +107,11 @@ class OptimConfig(_Strict):
     ema_decay: float = Field(default=0.0, ge=0, lt=1)
 
 
+#: options added after the shipped 1.2.0 was trained, with the value that leaves training as
+#: it was; at that value they are left out of the fingerprint and the written config
+ADDED_LATER: dict[tuple[str, str], object] = {("optim", "ema_decay"): 0.0, ("model", "head_init_seed"): None}
+
+
 class TrainConfig(_Strict):
     model_id: str = Field(default="epistance-tagger", pattern=r"^[a-z0-9][a-z0-9._-]*$")
     version: str = Field(default="1.0.0", pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]*$")
@@ -134,15 +139,24 @@ class TrainConfig(_Strict):
         """A config path made absolute against the repository root."""
         return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
 
+    def _recorded(self) -> dict[str, Any]:
+        """The config as written and fingerprinted: options added after a model was trained
+        appear only when set, so that its config keeps its fingerprint and TOML."""
+        data = self.model_dump(mode="json")
+        for (table, key), unset in ADDED_LATER.items():
+            if data[table].get(key) == unset:
+                del data[table][key]
+        return data
+
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return json.dumps(self._recorded(), sort_keys=True)
 
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
     def to_toml(self) -> str:
-        return dump_toml(self.model_dump(mode="json"))
+        return dump_toml(self._recorded())
 
 
 def load_train_config(path: Path = DEFAULT_TRAIN_CONFIG) -> TrainConfig:

@@ -195,6 +195,19 @@ def test_every_training_config_in_the_repository_validates() -> None:
         assert config.resolve(config.data.gold).is_file(), path
 
 
+def test_the_default_config_still_records_as_the_shipped_model_recorded_it() -> None:
+    """Options added since 1.2.0 leave its fingerprint and written config alone until set,
+    so that `make train-default` gives metrics.json and train_config.toml byte for byte."""
+    from models.config import PROJECT_ROOT, load_train_config
+
+    config = load_train_config(PROJECT_ROOT / "configs" / "train" / "default.toml")
+    shipped = PROJECT_ROOT / "models" / "registry" / config.model_id / config.version
+    recorded = json.loads((shipped / METRICS_FILE).read_text())["train_config_fingerprint"]
+    assert config.fingerprint == recorded
+    assert config.to_toml() == (shipped / "train_config.toml").read_text()
+    averaged = config.model_copy(update={"optim": config.optim.model_copy(update={"ema_decay": 0.999})})
+    assert averaged.fingerprint != recorded and "ema_decay = 0.999" in averaged.to_toml()
+
 def test_head_init_seed_starts_the_heads_alike_and_leaves_the_run_random_stream(  # type: ignore[no-untyped-def]
     make_config, tiny_base: Path
 ) -> None:

@@ -72,7 +72,7 @@ class ModelConfig(_Strict):
     context_dropout: float = Field(default=0.0, ge=0.0, le=1.0)
     #: the seed of the heads' initial weights (default: drawn from the run's seed, as
     #: always). Runs that differ only in ``seed`` but share this start their heads alike,
-    #: which keeps their weights averageable (`epistance soup`)
+    #: which keeps their weights averageable (docs/model.md, "Averaging seeds")
     head_init_seed: int | None = None
 
 

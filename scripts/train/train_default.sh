@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the shipped default tagger from configs/train/default.toml (needs
 # data/annotation/gold.jsonl and ../shared/data/goemotions/ekman/). Runs offline on CPU:
-# about 20 minutes on the 2-core Intel development machine, 33 on a 2-core AMD EPYC.
+# about 20 minutes on the 2-core Intel development machine, 34 on a 2-core AMD EPYC.
 # Same machine, thread count and config give the same weights and metrics.
 #
 #   scripts/train/train_default.sh [CONFIG] [OUTPUT_DIR]

@@ -27,6 +27,8 @@ config_path, out = Path(sys.argv[1]), sys.argv[2]
 config = load_train_config(config_path)
 slot = model_path(config.model_id, config.version)
 target = Path(out) if out else (Path("out/retrained") / config.model_id / config.version if slot.exists() else None)
+if target is not None and target.exists():
+    sys.exit(f"{target} already exists: remove it, or pass another OUTPUT_DIR")
 written = train(config_path, output_dir=target)
 print(written)
 if slot.exists() and written.resolve() != slot.resolve():

@@ -107,9 +107,9 @@ class OptimConfig(_Strict):
     ema_decay: float = Field(default=0.0, ge=0, lt=1)
 
 
-#: options added after the shipped 1.2.0 was trained, with the value that leaves training as
-#: it was; at that value they are left out of the fingerprint and the written config
-ADDED_LATER: dict[tuple[str, str], object] = {("optim", "ema_decay"): 0.0, ("model", "head_init_seed"): None}
+#: options added after the shipped 1.2.0 was trained; at their defaults (which train as
+#: before) they are left out of the fingerprint and the written config
+ADDED_LATER: frozenset[tuple[str, str]] = frozenset({("optim", "ema_decay"), ("model", "head_init_seed")})
 
 
 class TrainConfig(_Strict):
@@ -143,8 +143,8 @@ class TrainConfig(_Strict):
         """The config as written and fingerprinted: options added after a model was trained
         appear only when set, so that its config keeps its fingerprint and TOML."""
         data = self.model_dump(mode="json")
-        for (table, key), unset in ADDED_LATER.items():
-            if data[table].get(key) == unset:
+        for table, key in ADDED_LATER:
+            if data[table][key] == type(getattr(self, table)).model_fields[key].default:
                 del data[table][key]
         return data
 

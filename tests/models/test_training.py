@@ -208,6 +208,7 @@ def test_the_default_config_still_records_as_the_shipped_model_recorded_it() -> 
     averaged = config.model_copy(update={"optim": config.optim.model_copy(update={"ema_decay": 0.999})})
     assert averaged.fingerprint != recorded and "ema_decay = 0.999" in averaged.to_toml()
 
+
 def test_head_init_seed_starts_the_heads_alike_and_leaves_the_run_random_stream(  # type: ignore[no-untyped-def]
     make_config, tiny_base: Path
 ) -> None:
